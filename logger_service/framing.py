@@ -1,0 +1,216 @@
+"""
+Turning a TCP byte stream into lines.
+
+This module is pure: it holds a buffer and a few counters, and does no I/O.
+The protocol feeds it whatever the transport delivered and gets back the
+complete lines in that chunk, so splitting happens once per chunk rather than
+once per line.
+
+Framing rules:
+
+    - A line ends at LF (C{\\n}).  A CR directly before that LF is removed, so
+      CRLF clients (telnet) and LF clients give the same lines.  Any other CR
+      is part of the line.
+    - A line longer than C{maxLength} bytes is handled by the chosen
+      L{LongLines} policy; the buffer never holds more than C{maxLength + 1}
+      bytes between chunks.
+    - What is left without a terminator when the stream ends is returned by
+      L{LineFramer.finish} as a partial line.
+
+The result never depends on how the stream was cut into chunks.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import List
+
+PARTIAL = 1
+"""Flag: the line was not terminated; the stream ended first."""
+
+SPLIT = 2
+"""Flag: the record is one piece of a line longer than the maximum length."""
+
+TRUNCATED = 4
+"""Flag: the record holds the start of a longer line; the rest was dropped."""
+
+
+class LongLines(enum.Enum):
+    """
+    What to do with a line longer than the maximum length.
+    """
+
+    split = "split"
+    """Record it as several records, none longer than the maximum."""
+
+    truncate = "truncate"
+    """Record the first bytes, drop the rest of that line, keep reading."""
+
+    close = "close"
+    """Record the first bytes, then stop reading: the connection is closed."""
+
+
+class Line(bytes):
+    """
+    A line that carries flags (L{PARTIAL}, L{SPLIT}, L{TRUNCATED}).
+
+    Ordinary lines are plain L{bytes}; only the rare flagged line pays for
+    the extra attribute.
+    """
+
+    flags: int
+
+    def __new__(cls, payload: bytes, flags: int) -> "Line":
+        self = super().__new__(cls, payload)
+        self.flags = flags
+        return self
+
+    def __repr__(self) -> str:
+        return f"Line({bytes(self)!r}, flags={self.flags})"
+
+
+def lineFlags(line: bytes) -> int:
+    """
+    Return the flags of C{line}: 0 for a plain L{bytes} line.
+    """
+    return line.flags if type(line) is Line else 0
+
+
+class LineFramer:
+    """
+    Incremental LF framer with a bounded buffer.
+
+    @ivar maxLength: the longest line recorded as one record.
+    @ivar policy: the L{LongLines} policy for longer lines.
+    @ivar closed: true once a line exceeded the limit under
+        L{LongLines.close}; further input is ignored.
+    @ivar droppedBytes: how many bytes L{LongLines.truncate} and
+        L{LongLines.close} threw away.
+    @ivar oversizeLines: how many lines were longer than C{maxLength}.
+    """
+
+    def __init__(self, maxLength: int = 65536, policy: LongLines = LongLines.split) -> None:
+        if maxLength < 1:
+            raise ValueError("maxLength must be at least 1")
+        self.maxLength = maxLength
+        self.policy = policy
+        self.closed = False
+        self.droppedBytes = 0
+        self.oversizeLines = 0
+        self._buffer = b""
+        # True while the rest of an over-long line is being dropped.
+        self._discarding = False
+        # True while the rest of an over-long line is being split.
+        self._splitting = False
+
+    @property
+    def buffered(self) -> int:
+        """
+        How many bytes of an unfinished line are held.
+        """
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> List[bytes]:
+        """
+        Add C{data} to the stream and return the lines it completed.
+
+        @return: lines without their terminators; flagged lines are L{Line}
+            instances, the others plain L{bytes}.
+        """
+        if self.closed:
+            self.droppedBytes += len(data)
+            return []
+        if self._discarding:
+            end = data.find(b"\n")
+            if end < 0:
+                self.droppedBytes += len(data)
+                return []
+            self.droppedBytes += end
+            self._discarding = False
+            data = data[end + 1 :]
+        if self._buffer:
+            data = self._buffer + data
+        parts = data.split(b"\n")
+        rest = parts.pop()
+        maxLength = self.maxLength
+        if self._splitting or len(data) > maxLength:
+            return self._slowPath(parts, rest)
+        # Fast path: no line in this chunk can be too long.
+        self._buffer = rest
+        return [p[:-1] if p[-1:] == b"\r" else p for p in parts]
+
+    def _slowPath(self, parts: List[bytes], rest: bytes) -> List[bytes]:
+        """
+        Handle a chunk that may contain, or end in, an over-long line.
+        """
+        out: List[bytes] = []
+        maxLength = self.maxLength
+        for index, part in enumerate(parts):
+            if part[-1:] == b"\r":
+                part = part[:-1]
+            if self._splitting:
+                self._splitting = False
+                out.extend(self._pieces(part))
+            elif len(part) <= maxLength:
+                out.append(part)
+            else:
+                self.oversizeLines += 1
+                if self.policy is LongLines.split:
+                    out.extend(self._pieces(part))
+                    continue
+                out.append(Line(part[:maxLength], TRUNCATED))
+                self.droppedBytes += len(part) - maxLength
+                if self.policy is LongLines.close:
+                    self.closed = True
+                    self.droppedBytes += sum(len(p) + 1 for p in parts[index + 1 :]) + len(rest)
+                    self._buffer = b""
+                    return out
+        # The unterminated rest is known to be too long once it holds more
+        # than maxLength bytes besides a last CR that a LF may yet remove.
+        known = len(rest) - (rest[-1:] == b"\r")
+        if known > maxLength:
+            if not self._splitting:
+                self.oversizeLines += 1
+            if self.policy is LongLines.split:
+                # Cut whole pieces, keeping at least one byte of the line, so
+                # that the cuts fall where they would if the line were whole.
+                cut = (known - 1) // maxLength * maxLength
+                out.extend(self._pieces(rest[:cut]))
+                rest = rest[cut:]
+                self._splitting = True
+            else:
+                out.append(Line(rest[:maxLength], TRUNCATED))
+                self.droppedBytes += len(rest) - maxLength
+                rest = b""
+                if self.policy is LongLines.close:
+                    self.closed = True
+                else:
+                    self._discarding = True
+        self._buffer = rest
+        return out
+
+    def _pieces(self, payload: bytes, flags: int = SPLIT) -> List[bytes]:
+        """
+        Cut C{payload} into records of at most C{maxLength} bytes.
+        """
+        n = self.maxLength
+        return [Line(payload[i : i + n], flags) for i in range(0, len(payload), n)]
+
+    def finish(self) -> List[bytes]:
+        """
+        End the stream: return what is left as L{PARTIAL} records, if anything.
+        """
+        rest, self._buffer = self._buffer, b""
+        splitting, self._splitting = self._splitting, False
+        self._discarding = False
+        if self.closed or not rest:
+            return []
+        if len(rest) <= self.maxLength:
+            return [Line(rest, PARTIAL | (SPLIT if splitting else 0))]
+        # Only maxLength bytes and a last CR that no LF followed.
+        if not splitting:
+            self.oversizeLines += 1
+        if self.policy is LongLines.split:
+            return self._pieces(rest, PARTIAL | SPLIT)
+        self.droppedBytes += len(rest) - self.maxLength
+        return [Line(rest[: self.maxLength], PARTIAL | TRUNCATED)]

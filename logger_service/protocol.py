@@ -1,0 +1,195 @@
+"""
+The line-logging protocol: a thin adapter from a transport to the hub.
+
+L{LineLoggerProtocol} is a L{LineReceiver} whose C{dataReceived} frames a
+whole received chunk at once with a L{LineFramer} and hands the lines to
+L{LineLoggerProtocol.linesReceived}.  Subclasses may override
+C{linesReceived} (a batch) or call C{lineReceived} (one line); C{setRawMode}
+and C{rawDataReceived} work as in L{LineReceiver}, taking effect from the
+next chunk received.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+from .framing import LineFramer, LongLines
+from .hub import Hub
+from .records import RecordContext
+
+log = Logger()
+
+
+class LineLoggerFactory(Factory):
+    """
+    Builds L{LineLoggerProtocol}s that share one hub and one set of settings.
+
+    @ivar hub: where lines go.
+    @ivar maxLineLength: the longest line recorded as one record.
+    @ivar longLines: what happens to longer lines.
+    @ivar greeting: sent to each client on connect, or C{None}.
+    """
+
+    noisy = False
+
+    def __init__(
+        self,
+        hub: Hub,
+        maxLineLength: int = 65536,
+        longLines: LongLines = LongLines.split,
+        greeting: Optional[bytes] = None,
+    ) -> None:
+        self.hub = hub
+        self.maxLineLength = maxLineLength
+        self.longLines = longLines
+        self.greeting = greeting
+
+    def buildProtocol(self, addr: object) -> "LineLoggerProtocol":
+        """
+        Build a protocol for a new connection.
+        """
+        protocol = LineLoggerProtocol()
+        protocol.factory = self
+        return protocol
+
+
+class LineLoggerProtocol(LineReceiver):
+    """
+    Record every line a client sends.
+
+    @ivar context: the connection's record context (peer and id).
+    @ivar lineCount: lines received on this connection.
+    @ivar bytesReceived: bytes received on this connection.
+    """
+
+    delimiter = b"\n"
+    factory: LineLoggerFactory
+    context: RecordContext
+
+    def __init__(self) -> None:
+        self.lineCount = 0
+        self.bytesReceived = 0
+        self._finished = False
+        self._warnedLong = False
+        self._drainTarget = 0
+        self._drained: Optional[Callable[[int], None]] = None
+
+    def connectionMade(self) -> None:
+        """
+        Register with the hub, greet the client, log the connection.
+        """
+        factory = self.factory
+        self.framer = LineFramer(factory.maxLineLength, factory.longLines)
+        self.MAX_LENGTH = factory.maxLineLength
+        self.context = factory.hub.connected(self)
+        if factory.greeting is not None:
+            self.transport.write(factory.greeting + b"\r\n")
+        log.info("Got connection from {peer}", peer=self.context.peer, conn=self.context.conn)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Frame a received chunk and pass its lines on in one batch.
+        """
+        if self._finished:
+            return
+        self.bytesReceived += len(data)
+        if not self.line_mode:
+            self.rawDataReceived(data)
+        else:
+            framer = self.framer
+            lines = framer.feed(data)
+            if lines:
+                self.linesReceived(lines)
+            if framer.oversizeLines and not self._warnedLong:
+                self._longLine()
+        if self._drained is not None and self.bytesReceived >= self._drainTarget:
+            self._drainDone()
+
+    def linesReceived(self, lines: Sequence[bytes]) -> None:
+        """
+        Record a batch of lines received together.
+
+        @param lines: lines without their terminators, in order.
+        """
+        self.lineCount += len(lines)
+        self.factory.hub.received(self.context, lines)
+
+    def lineReceived(self, line: bytes) -> None:
+        """
+        Record one line.
+        """
+        self.linesReceived([line])
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """
+        Never called by this protocol's own framing; kept so that code using
+        L{LineReceiver}'s machinery does not drop the connection silently.
+        """
+        self.linesReceived([line])
+
+    def _longLine(self) -> None:
+        """
+        Tell the log, once per connection, and with C{close} the client too.
+        """
+        self._warnedLong = True
+        framer = self.framer
+        policy = framer.policy
+        log.warn(
+            "{peer} sent a line longer than {limit} bytes ({policy})",
+            peer=self.context.peer,
+            limit=framer.maxLength,
+            policy=policy.value,
+        )
+        if policy is LongLines.close:
+            self.transport.write(b"error: line longer than %d bytes; closing connection\r\n" % framer.maxLength)
+            self.transport.loseConnection()
+
+    def drainTarget(self, target: int, done: Callable[[int], None]) -> None:
+        """
+        Call C{done(conn)} once C{target} bytes in all have been received, or
+        the connection is lost.
+        """
+        self._drainTarget = target
+        self._drained = done
+        if self.bytesReceived >= target:
+            self._drainDone()
+
+    def _drainDone(self) -> None:
+        done, self._drained = self._drained, None
+        if done is not None:
+            done(self.context.conn)
+
+    def finish(self, reason: str) -> None:
+        """
+        Record what is left, leave the hub, and close the connection.
+
+        Input that arrives later is ignored.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        rest = self.framer.finish()
+        if rest:
+            self.linesReceived(rest)
+        self.factory.hub.disconnected(self.context)
+        self._drainDone()
+        log.info(
+            "{peer} disconnected ({lines} lines; {reason})",
+            peer=self.context.peer,
+            conn=self.context.conn,
+            lines=self.lineCount,
+            reason=reason,
+        )
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Record a last unterminated line, and log the disconnection.
+        """
+        if not self._finished:
+            self.finish(reason.getErrorMessage())
