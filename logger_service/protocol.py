@@ -98,17 +98,29 @@ class LineLoggerProtocol(LineReceiver):
         if self._finished:
             return
         self.bytesReceived += len(data)
-        if not self.line_mode:
-            self.rawDataReceived(data)
+        if self.line_mode:
+            self._frame(data)
         else:
-            framer = self.framer
-            lines = framer.feed(data)
-            if lines:
-                self.linesReceived(lines)
-            if framer.oversizeLines and not self._warnedLong:
-                self._longLine()
+            self.rawDataReceived(data)
         if self._drained is not None and self.bytesReceived >= self._drainTarget:
             self._drainDone()
+
+    def _frame(self, data: bytes) -> None:
+        framer = self.framer
+        lines = framer.feed(data)
+        if lines:
+            self.linesReceived(lines)
+        if framer.oversizeLines and not self._warnedLong:
+            self._longLine()
+
+    def setLineMode(self, extra: bytes = b"") -> None:
+        """
+        Go back to line mode; C{extra}, already counted as received, is
+        framed as lines.
+        """
+        self.line_mode = 1
+        if extra:
+            self._frame(extra)
 
     def linesReceived(self, lines: Sequence[bytes]) -> None:
         """

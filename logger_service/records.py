@@ -60,11 +60,10 @@ def formatTime(when: float) -> str:
     """
     Format a POSIX time as UTC RFC 3339 with microseconds and C{Z}.
 
-    Fractions of a microsecond are dropped, never rounded up.
+    The time is rounded to the nearest microsecond (a float near the present
+    holds about a quarter of a microsecond of noise).
     """
-    seconds = int(when)
-    micros = int((when - seconds) * 1_000_000)
-    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(seconds)) + f".{micros:06d}Z"
+    return TimestampCache()(when)
 
 
 def formatPeer(address: object, conn: int = 0) -> str:
@@ -174,15 +173,15 @@ class TimestampCache:
     """
 
     def __init__(self) -> None:
-        self._second = -1
+        self._second: Optional[int] = None
         self._prefix = ""
 
     def __call__(self, when: float) -> str:
         """
         Return L{formatTime}C{(when)}.
         """
-        seconds = int(when)
-        micros = int((when - seconds) * 1_000_000)
+        micros = round(when * 1_000_000)
+        seconds, micros = divmod(micros, 1_000_000)
         if seconds != self._second:
             self._second = seconds
             self._prefix = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(seconds))

@@ -33,13 +33,18 @@ def portDescription(value: str) -> str:
     return f"tcp:{value}" if value.isdigit() else value
 
 
-def positiveInt(value: str) -> int:
+def positiveInt(option: str, value: object) -> int:
     """
-    Parse a whole number of at least 1.
+    Parse the value of C{--option} as a whole number of at least 1.
+
+    @raise usage.UsageError: naming the option, if it is not one.
     """
-    number = int(value)
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
     if number < 1:
-        raise ValueError(f"{value} is not a whole number of at least 1")
+        raise usage.UsageError(f"--{option} takes a whole number of at least 1, not {value!r}")
     return number
 
 
@@ -58,7 +63,7 @@ class Options(usage.Options):
         ["output", "o", "-", "Where records go: a file (appended to, created if missing), or - for standard output."],
         ["format", "f", "text", "Record format: text or json."],
         ["greeting", None, None, "Text sent to each client when it connects, followed by CRLF."],
-        ["max-line-length", None, 65536, "The longest line recorded as one record, in bytes.", positiveInt],
+        ["max-line-length", None, 65536, "The longest line recorded as one record, in bytes."],
         ["long-lines", None, "split", "What to do with a longer line: split, truncate or close."],
     ]
 
@@ -90,6 +95,7 @@ class Options(usage.Options):
         """
         if not self["port"]:
             self["port"] = [DEFAULT_PORT]
+        self["max-line-length"] = positiveInt("max-line-length", self["max-line-length"])
         if self["format"] not in FORMATTERS:
             raise usage.UsageError(f"--format must be one of: {', '.join(sorted(FORMATTERS))}")
         try:
@@ -143,12 +149,15 @@ class LineLoggerService(MultiService):
             raise SystemExit(f"linelogger: {e}") from None
 
 
-def makeService(options: Options, reactor: Optional[IReactorTime] = None) -> IService:
+def makeService(options: Options, reactor: Optional[IReactorTime] = None) -> LineLoggerService:
     """
     Build the linelogger service from parsed options.
 
     The hub service comes first, so that at shutdown the listeners stop
     before the hub drains the open connections.
+
+    @param reactor: the reactor to listen with and time records by; the
+        global reactor if C{None}.
     """
     if reactor is None:
         from twisted.internet import reactor as _reactor
@@ -172,5 +181,5 @@ def makeService(options: Options, reactor: Optional[IReactorTime] = None) -> ISe
     HubService(hub, reactor).setServiceParent(top)
     ports: List[str] = options["port"]
     for description in ports:
-        strports.service(description, factory).setServiceParent(top)
+        strports.service(description, factory, reactor=reactor).setServiceParent(top)  # type: ignore[arg-type]
     return top

@@ -1,0 +1,58 @@
+"""
+An in-memory L{IRecordSink} for tests, which can be told to fail.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import List, Optional
+
+from zope.interface import implementer
+
+from logger_service.sinks import IRecordSink
+
+
+@implementer(IRecordSink)
+class MemorySink:
+    """
+    Keep written records in memory.
+
+    @ivar writes: each successful write's bytes, in order.
+    @ivar failWith: an errno to fail the next writes with, or C{None}.
+    @ivar acceptOnly: if set, the next write takes only this many bytes.
+    @ivar closed: whether L{close} was called.
+    """
+
+    def __init__(self) -> None:
+        self.writes: List[bytes] = []
+        self.failWith: Optional[int] = None
+        self.acceptOnly: Optional[int] = None
+        self.closed = False
+
+    @property
+    def data(self) -> bytes:
+        """
+        Everything written so far.
+        """
+        return b"".join(self.writes)
+
+    def write(self, data: bytes) -> int:
+        """
+        Keep C{data}, or fail as told.
+        """
+        assert not self.closed, "write after close"
+        if self.failWith is not None:
+            raise OSError(self.failWith, "injected failure")
+        if self.acceptOnly is not None:
+            data, self.acceptOnly = data[: self.acceptOnly], None
+        self.writes.append(data)
+        return len(data)
+
+    def close(self) -> None:
+        """
+        Note that the sink was closed.
+        """
+        self.closed = True
+
+
+ENOSPC = errno.ENOSPC

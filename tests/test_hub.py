@@ -1,0 +1,132 @@
+"""
+Tests for L{logger_service.hub}: the registry and the draining shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import List
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from logger_service.hub import Hub, HubService, pendingInput
+from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
+from logger_service.recorder import Recorder
+
+from .memory import MemorySink
+
+
+class SocketBackedTransport(StringTransport):
+    """
+    A L{StringTransport} whose C{getHandle} is a real socket, so that the
+    kernel can be asked how much input waits on it.
+    """
+
+    def __init__(self, sock: socket.socket, port: int) -> None:
+        StringTransport.__init__(self, peerAddress=IPv4Address("TCP", "192.0.2.7", port))
+        self.sock = sock
+
+    def getHandle(self) -> socket.socket:
+        return self.sock
+
+
+class DrainTests(SynchronousTestCase):
+    """
+    Stopping reads what each client had already sent, then records and
+    closes.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.sink = MemorySink()
+        self.hub = Hub(Recorder(self.sink, self.clock, format="json"))
+        self.factory = LineLoggerFactory(self.hub)
+        self.service = HubService(self.hub, self.clock, drainTimeout=5)
+        self.service.startService()
+        self.peers: List[socket.socket] = []
+
+    def connect(self, port: int) -> LineLoggerProtocol:
+        ours, theirs = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(theirs.close)
+        self.peers.append(theirs)
+        protocol = self.factory.buildProtocol(None)
+        with capturedLogs():
+            protocol.makeConnection(SocketBackedTransport(ours, port))
+        return protocol
+
+    def lines(self) -> List[str]:
+        return [json.loads(line)["line"] for line in self.sink.data.splitlines()]
+
+    def test_pendingInput(self) -> None:
+        """
+        L{pendingInput} is the number of bytes the kernel holds unread.
+        """
+        protocol = self.connect(1)
+        self.assertEqual(pendingInput(protocol), 0)
+        self.peers[0].sendall(b"12345")
+        self.assertEqual(pendingInput(protocol), 5)
+
+    def test_waitsForUnreadInput(self) -> None:
+        """
+        The stop waits until what the kernel held at the signal has been
+        received, records it (a partial last line too), and closes.
+        """
+        busy = self.connect(1)
+        idle = self.connect(2)
+        idle.dataReceived(b"idle line\n")
+        self.peers[0].sendall(b"sent before stop\nunfinished")
+        with capturedLogs():
+            stopped = self.service.stopService()
+            self.assertNoResult(stopped)
+            data = busy.transport.getHandle().recv(1000)
+            busy.dataReceived(data)
+        self.successResultOf(stopped)
+        self.assertEqual(self.lines(), ["idle line", "sent before stop", "unfinished"])
+        self.assertTrue(busy.transport.disconnecting)
+        self.assertTrue(idle.transport.disconnecting)
+        self.assertTrue(self.sink.closed)
+        self.assertEqual(self.hub.connections, {})
+
+    def test_closedConnectionCountsAsDrained(self) -> None:
+        """
+        A connection that closes while the stop waits for it is done.
+        """
+        busy = self.connect(1)
+        self.peers[0].sendall(b"x\n")
+        with capturedLogs():
+            stopped = self.service.stopService()
+            busy.connectionLost()
+        self.successResultOf(stopped)
+
+    def test_timeout(self) -> None:
+        """
+        Input that never arrives does not hold the stop forever: after the
+        timeout what was received is recorded, with a warning.
+        """
+        busy = self.connect(1)
+        busy.dataReceived(b"got this\n")
+        self.peers[0].sendall(b"never read\n")
+        with capturedLogs() as events:
+            stopped = self.service.stopService()
+            self.clock.advance(4.9)
+            self.assertNoResult(stopped)
+            self.clock.advance(0.1)
+        self.successResultOf(stopped)
+        self.assertEqual(self.lines(), ["got this"])
+        self.assertTrue(any("still had unread input" in e["log_format"] for e in events))
+
+    def test_nothingPending(self) -> None:
+        """
+        With no unread input the stop completes at once.
+        """
+        self.connect(1).dataReceived(b"a\n")
+        with capturedLogs():
+            self.successResultOf(self.service.stopService())
+        self.assertEqual(self.lines(), ["a"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -1,0 +1,233 @@
+"""
+Tests for L{logger_service.protocol}: the adapter between a transport and
+the hub, driven through L{StringTransport} and a L{Clock}.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import List, Optional, Tuple
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from logger_service.framing import LongLines
+from logger_service.hub import Hub
+from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
+from logger_service.recorder import Recorder
+
+from .memory import MemorySink
+
+
+def build(
+    format: str = "json", greeting: Optional[bytes] = None, maxLineLength: int = 65536, longLines=LongLines.split
+) -> Tuple[LineLoggerFactory, MemorySink, Clock]:
+    """
+    A factory over a hub and recorder writing to memory.
+    """
+    clock = Clock()
+    sink = MemorySink()
+    hub = Hub(Recorder(sink, clock, format=format))
+    factory = LineLoggerFactory(hub, maxLineLength=maxLineLength, longLines=longLines, greeting=greeting)
+    return factory, sink, clock
+
+
+def connect(factory: LineLoggerFactory, port: int = 5555) -> Tuple[LineLoggerProtocol, StringTransport]:
+    """
+    Connect a new protocol from 192.0.2.1:PORT.
+    """
+    protocol = factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", port))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.1", port))
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def records(sink: MemorySink) -> List[dict]:
+    """
+    The JSON records written so far.
+    """
+    return [json.loads(line) for line in sink.data.splitlines()]
+
+
+class ConnectionTests(SynchronousTestCase):
+    """
+    Connecting and disconnecting: greeting, log events, the hub's registry.
+    """
+
+    def test_greeting(self) -> None:
+        """
+        The greeting, if any, is sent with CRLF as soon as a client connects.
+        """
+        factory, _, _ = build(greeting=b"Thank you for connecting")
+        _, transport = connect(factory)
+        self.assertEqual(transport.value(), b"Thank you for connecting\r\n")
+        factory, _, _ = build()
+        _, transport = connect(factory)
+        self.assertEqual(transport.value(), b"")
+
+    def test_logsLikeTheSeed(self) -> None:
+        """
+        C{Got connection from HOST:PORT} on connect and C{HOST:PORT
+        disconnected} with the line count on disconnect, as structured events.
+        """
+        factory, _, _ = build()
+        with capturedLogs() as events:
+            protocol, _ = connect(factory)
+            protocol.dataReceived(b"a\nb\n")
+            protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(events[0]["log_format"], "Got connection from {peer}")
+        self.assertEqual(events[0]["peer"], "192.0.2.1:5555")
+        self.assertEqual(events[-1]["peer"], "192.0.2.1:5555")
+        self.assertEqual(events[-1]["lines"], 2)
+        self.assertIn("disconnected", events[-1]["log_format"])
+
+    def test_registry(self) -> None:
+        """
+        The hub knows each open connection by a unique id, and forgets it
+        when it closes.
+        """
+        factory, _, _ = build()
+        with capturedLogs():
+            one, _ = connect(factory, 1)
+            two, _ = connect(factory, 2)
+            self.assertNotEqual(one.context.conn, two.context.conn)
+            self.assertEqual(set(factory.hub.connections.values()), {one, two})
+            one.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(list(factory.hub.connections.values()), [two])
+        self.assertEqual(factory.hub.connectionsTotal, 2)
+
+
+class RecordingTests(SynchronousTestCase):
+    """
+    Lines become records, a received chunk at a time.
+    """
+
+    def setUp(self) -> None:
+        self.factory, self.sink, self.clock = build()
+        with capturedLogs():
+            self.protocol, self.transport = connect(self.factory)
+
+    def test_chunkIsOneBatch(self) -> None:
+        """
+        All lines of a chunk reach the hub in one call, and the output
+        within the flush interval.
+        """
+        batches = []
+        self.factory.hub.received = lambda context, lines: batches.append(list(lines))  # type: ignore[method-assign]
+        self.protocol.dataReceived(b"one\r\ntwo\nthr")
+        self.protocol.dataReceived(b"ee\n")
+        self.assertEqual(batches, [[b"one", b"two"], [b"three"]])
+
+    def test_records(self) -> None:
+        """
+        Records carry the peer, connection id and line; they are written
+        after the flush interval, not per line.
+        """
+        self.protocol.dataReceived(b"hello\nworld\n")
+        self.assertEqual(self.sink.writes, [])
+        self.clock.advance(0.1)
+        got = records(self.sink)
+        self.assertEqual([r["line"] for r in got], ["hello", "world"])
+        self.assertEqual({r["peer"] for r in got}, {"192.0.2.1:5555"})
+        self.assertEqual({r["conn"] for r in got}, {self.protocol.context.conn})
+        self.assertEqual(self.protocol.lineCount, 2)
+
+    def test_partialLastLine(self) -> None:
+        """
+        An unterminated last line is recorded when the connection closes,
+        marked partial.
+        """
+        self.protocol.dataReceived(b"done\nhalf a li")
+        with capturedLogs():
+            self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.clock.advance(0.1)
+        got = records(self.sink)
+        self.assertEqual([r["line"] for r in got], ["done", "half a li"])
+        self.assertTrue(got[1]["partial"])
+        self.assertNotIn("partial", got[0])
+
+    def test_lineReceived(self) -> None:
+        """
+        C{lineReceived}, the L{LineReceiver} API, records one line.
+        """
+        self.protocol.lineReceived(b"direct")
+        self.clock.advance(0.1)
+        self.assertEqual([r["line"] for r in records(self.sink)], ["direct"])
+
+    def test_rawMode(self) -> None:
+        """
+        A subclass can switch to raw mode as with L{LineReceiver}; chunks go
+        to C{rawDataReceived} until it switches back, and the rest of that
+        chunk is framed as lines.
+        """
+        raw = []
+
+        class Raw(LineLoggerProtocol):
+            def rawDataReceived(self, data: bytes) -> None:
+                raw.append(data)
+                if data.endswith(b"!"):
+                    self.setLineMode(b"after\n")
+
+        factory, sink, clock = build()
+        protocol = Raw()
+        protocol.factory = factory
+        with capturedLogs():
+            protocol.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.1", 1)))
+        protocol.setRawMode()
+        protocol.dataReceived(b"raw\nbytes")
+        protocol.dataReceived(b"!")
+        protocol.dataReceived(b"line\n")
+        clock.advance(0.1)
+        self.assertEqual(raw, [b"raw\nbytes", b"!"])
+        self.assertEqual([r["line"] for r in records(sink)], ["after", "line"])
+
+
+class LongLineTests(SynchronousTestCase):
+    """
+    Each C{--long-lines} policy, at the protocol level.
+    """
+
+    def run_policy(self, policy: LongLines) -> Tuple[List[dict], StringTransport, list]:
+        factory, sink, clock = build(maxLineLength=4, longLines=policy)
+        with capturedLogs() as events:
+            protocol, transport = connect(factory)
+            protocol.dataReceived(b"abcdefghij\nok\n")
+            protocol.dataReceived(b"second too long\n")
+            clock.advance(0.1)
+        return records(sink), transport, list(events)
+
+    def test_split(self) -> None:
+        """
+        C{split} records every byte, in pieces flagged split.
+        """
+        got, transport, events = self.run_policy(LongLines.split)
+        self.assertEqual([r["line"] for r in got][:4], ["abcd", "efgh", "ij", "ok"])
+        self.assertEqual("".join(r["line"] for r in got[4:]), "second too long")
+        self.assertTrue(all(r.get("split") for r in got if r["line"] != "ok"))
+        self.assertFalse(transport.disconnecting)
+        warnings = [e for e in events if "longer than" in e["log_format"]]
+        self.assertEqual(len(warnings), 1, "warned once per connection")
+
+    def test_truncate(self) -> None:
+        """
+        C{truncate} keeps the first bytes of each long line and goes on.
+        """
+        got, transport, _ = self.run_policy(LongLines.truncate)
+        self.assertEqual([r["line"] for r in got], ["abcd", "ok", "seco"])
+        self.assertEqual([bool(r.get("truncated")) for r in got], [True, False, True])
+        self.assertFalse(transport.disconnecting)
+
+    def test_close(self) -> None:
+        """
+        C{close} keeps the first bytes, tells the client why, and closes.
+        """
+        got, transport, _ = self.run_policy(LongLines.close)
+        self.assertEqual([r["line"] for r in got], ["abcd"])
+        self.assertTrue(got[0]["truncated"])
+        self.assertEqual(transport.value(), b"error: line longer than 4 bytes; closing connection\r\n")
+        self.assertTrue(transport.disconnecting)

@@ -1,0 +1,129 @@
+"""
+Tests for L{logger_service.tap}: the options and the service they build.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from logger_service.framing import LongLines
+from logger_service.hub import HubService
+from logger_service.protocol import LineLoggerFactory
+from logger_service.tap import Options, makeService
+
+
+def parse(*argv: str, nodaemon: bool = True) -> Options:
+    """
+    Parse C{argv} as twistd would, under a parent with C{nodaemon} set.
+    """
+    options = Options()
+    options.parent = {"nodaemon": nodaemon}  # type: ignore[attr-defined]
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Each option's parsing and checks.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        By default: port tcp:1234, records as text on standard output,
+        lines up to 64 KiB, longer ones split, no greeting.
+        """
+        options = parse()
+        self.assertEqual(options["port"], ["tcp:1234"])
+        self.assertEqual(options["output"], "-")
+        self.assertEqual(options["format"], "text")
+        self.assertEqual(options["max-line-length"], 65536)
+        self.assertIs(options["long-lines"], LongLines.split)
+        self.assertIsNone(options["greeting"])
+
+    def test_ports(self) -> None:
+        """
+        C{--port} repeats; a bare number means TCP.
+        """
+        options = parse("--port", "1234", "-p", "tcp6:5678", "--port=unix:/tmp/x.sock")
+        self.assertEqual(options["port"], ["tcp:1234", "tcp6:5678", "unix:/tmp/x.sock"])
+
+    def test_badValues(self) -> None:
+        """
+        Unknown formats and policies and non-positive lengths are refused
+        with a message naming the option.
+        """
+        for argv, word in [
+            (["--format", "xml"], "--format"),
+            (["--long-lines", "drop"], "--long-lines"),
+            (["--max-line-length", "0"], "max-line-length"),
+            (["--max-line-length", "many"], "max-line-length"),
+        ]:
+            with self.assertRaises(usage.UsageError) as raised:
+                parse(*argv)
+            self.assertIn(word, str(raised.exception))
+
+    def test_daemonNeedsFile(self) -> None:
+        """
+        As a daemon, records on standard output would be lost: refused.
+        With a file, or in the foreground, it is fine.
+        """
+        with self.assertRaises(usage.UsageError) as raised:
+            parse(nodaemon=False)
+        self.assertIn("--output", str(raised.exception))
+        parse("--output", "records.log", nodaemon=False)
+        parse(nodaemon=True)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    The service tree: the hub first, then one listener per port.
+    """
+
+    def test_listeners(self) -> None:
+        """
+        Every C{--port} is listened on with the same factory.
+        """
+        path = self.mktemp()
+        reactor = MemoryReactorClock()
+        service = makeService(parse("-p", "1234", "-p", "tcp:5678:interface=127.0.0.1", "-o", path), reactor)
+        services = list(service)
+        self.assertIsInstance(services[0], HubService)
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        ports = [(port, interface) for port, _, _, interface in reactor.tcpServers]
+        self.assertEqual(ports, [(1234, ""), (5678, "127.0.0.1")])
+        factories = {factory for _, factory, _, _ in reactor.tcpServers}
+        self.assertEqual(len(factories), 1)
+        factory = factories.pop()
+        self.assertIsInstance(factory, LineLoggerFactory)
+        self.assertTrue(os.path.exists(path), "the output file is created at once")
+
+    def test_greetingAndLimits(self) -> None:
+        """
+        The factory carries the greeting (as UTF-8) and line limits.
+        """
+        reactor = MemoryReactorClock()
+        service = makeService(
+            parse("-o", self.mktemp(), "--greeting", "Grüß dich", "--max-line-length", "10", "--long-lines", "close"),
+            reactor,
+        )
+        service.privilegedStartService()
+        self.addCleanup(service.stopService)
+        factory = reactor.tcpServers[0][1]
+        self.assertEqual(factory.greeting, "Grüß dich".encode())
+        self.assertEqual(factory.maxLineLength, 10)
+        self.assertIs(factory.longLines, LongLines.close)
+
+    def test_unopenableOutput(self) -> None:
+        """
+        An output that cannot be opened is a usage error naming it.
+        """
+        missing = os.path.join(self.mktemp(), "no", "such", "dir.log")
+        with self.assertRaises(usage.UsageError) as raised:
+            makeService(parse("-o", missing), MemoryReactorClock())
+        self.assertIn(missing, str(raised.exception))
