@@ -60,7 +60,7 @@ class Line(bytes):
 
     flags: int
 
-    def __new__(cls, payload: bytes, flags: int) -> "Line":
+    def __new__(cls, payload: bytes, flags: int) -> Line:
         self = super().__new__(cls, payload)
         self.flags = flags
         return self

@@ -20,8 +20,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from .records import RecordContext, formatPeer
 from .recorder import Recorder
+from .records import RecordContext, formatPeer
 
 if TYPE_CHECKING:
     from .protocol import LineLoggerProtocol
@@ -40,12 +40,12 @@ class Hub:
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
-        self.connections: Dict[int, "LineLoggerProtocol"] = {}
+        self.connections: Dict[int, LineLoggerProtocol] = {}
         self.connectionsTotal = 0
         self.linesReceived = 0
         self._ids = itertools.count(1)
 
-    def connected(self, protocol: "LineLoggerProtocol") -> RecordContext:
+    def connected(self, protocol: LineLoggerProtocol) -> RecordContext:
         """
         Register a new connection.
 
@@ -70,14 +70,14 @@ class Hub:
         self.connections.pop(context.conn, None)
 
 
-def pendingInput(protocol: "LineLoggerProtocol") -> int:
+def pendingInput(protocol: LineLoggerProtocol) -> int:
     """
     How many bytes the kernel holds, not yet read, for C{protocol}'s socket.
 
     @return: the count, or 0 where the transport has no socket to ask.
     """
     try:
-        fileno = protocol.transport.getHandle().fileno()
+        fileno = protocol.transport.getHandle().fileno()  # type: ignore[attr-defined]
         buf = fcntl.ioctl(fileno, termios.FIONREAD, b"\0\0\0\0")
     except (AttributeError, OSError, ValueError):
         return 0
@@ -102,7 +102,7 @@ class HubService(Service):
         self._waiting: Dict[int, int] = {}
         self._timeout: Optional[IDelayedCall] = None
 
-    def stopService(self) -> "Deferred[None]":
+    def stopService(self) -> Deferred[None]:
         """
         Read what the open connections already sent, record it, and close.
         """

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -49,7 +50,7 @@ class LineLoggerFactory(Factory):
         self.longLines = longLines
         self.greeting = greeting
 
-    def buildProtocol(self, addr: object) -> "LineLoggerProtocol":
+    def buildProtocol(self, addr: object) -> LineLoggerProtocol:  # type: ignore[override]
         """
         Build a protocol for a new connection.
         """
@@ -70,6 +71,7 @@ class LineLoggerProtocol(LineReceiver):
     delimiter = b"\n"
     factory: LineLoggerFactory
     context: RecordContext
+    transport: ITCPTransport
 
     def __init__(self) -> None:
         self.lineCount = 0

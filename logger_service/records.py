@@ -78,10 +78,9 @@ def formatPeer(address: object, conn: int = 0) -> str:
     if isinstance(address, IPv4Address):
         return f"{address.host}:{address.port}"
     if isinstance(address, UNIXAddress):
-        name = address.name
-        if isinstance(name, bytes):
-            name = name.decode("utf-8", "backslashreplace")
-        path = escapePayload((name or "").encode("utf-8", "surrogateescape")).replace(" ", "\\x20")
+        name = address.name or b""
+        raw = name if isinstance(name, bytes) else name.encode("utf-8", "surrogateescape")
+        path = escapePayload(raw).replace(" ", "\\x20")
         return f"unix:{path or '?'}#{conn}"
     return escapePayload(str(address).encode("utf-8")).replace(" ", "\\x20")
 

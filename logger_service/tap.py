@@ -5,12 +5,11 @@ C{twistd linelogger}: command-line options and the service they build.
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from twisted.application import strports
-from twisted.application.service import IService, MultiService
+from twisted.application.service import MultiService
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -149,7 +148,7 @@ class LineLoggerService(MultiService):
             raise SystemExit(f"linelogger: {e}") from None
 
 
-def makeService(options: Options, reactor: Optional[IReactorTime] = None) -> LineLoggerService:
+def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerService:
     """
     Build the linelogger service from parsed options.
 
@@ -162,12 +161,11 @@ def makeService(options: Options, reactor: Optional[IReactorTime] = None) -> Lin
     if reactor is None:
         from twisted.internet import reactor as _reactor
 
-        reactor = _reactor  # type: ignore[assignment]
-    assert reactor is not None
+        reactor = _reactor
     try:
         sink = openSink(options["output"])
     except OSError as e:
-        raise usage.UsageError(f"cannot open --output {options['output']}: {e.strerror}") from None
+        raise SystemExit(f"linelogger: cannot open --output {options['output']}: {e.strerror}") from None
     recorder = Recorder(sink, reactor, format=options["format"])
     hub = Hub(recorder)
     greeting = options["greeting"]
@@ -181,5 +179,5 @@ def makeService(options: Options, reactor: Optional[IReactorTime] = None) -> Lin
     HubService(hub, reactor).setServiceParent(top)
     ports: List[str] = options["port"]
     for description in ports:
-        strports.service(description, factory, reactor=reactor).setServiceParent(top)  # type: ignore[arg-type]
+        strports.service(description, factory, reactor=reactor).setServiceParent(top)
     return top

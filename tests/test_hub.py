@@ -84,12 +84,12 @@ class DrainTests(SynchronousTestCase):
         with capturedLogs():
             stopped = self.service.stopService()
             self.assertNoResult(stopped)
-            data = busy.transport.getHandle().recv(1000)
+            data = busy.transport.getHandle().recv(1000)  # type: ignore[attr-defined]
             busy.dataReceived(data)
         self.successResultOf(stopped)
         self.assertEqual(self.lines(), ["idle line", "sent before stop", "unfinished"])
-        self.assertTrue(busy.transport.disconnecting)
-        self.assertTrue(idle.transport.disconnecting)
+        self.assertTrue(busy.transport.disconnecting)  # type: ignore[attr-defined]
+        self.assertTrue(idle.transport.disconnecting)  # type: ignore[attr-defined]
         self.assertTrue(self.sink.closed)
         self.assertEqual(self.hub.connections, {})
 

@@ -39,7 +39,16 @@ def sourceCopy(into: str) -> str:
     Copy the source tree, without build products, into C{into}.
     """
     ignore = shutil.ignore_patterns(
-        ".git", "build", "dist", "*.egg-info", ".tox", ".venv", "__pycache__", "_trial_temp*", ".*_cache", "dropin.cache"
+        ".git",
+        "build",
+        "dist",
+        "*.egg-info",
+        ".tox",
+        ".venv",
+        "__pycache__",
+        "_trial_temp*",
+        ".*_cache",
+        "dropin.cache",
     )
     target = os.path.join(into, "src")
     shutil.copytree(ROOT, target, ignore=ignore)
@@ -65,7 +74,10 @@ def twistdHelp(pythonPath: List[str], cwd: str) -> str:
     Run C{twistd --help} with exactly C{pythonPath} (and no C{.pth} files, so
     no editable install) as its import path.
     """
-    code = "import sys; sys.path[:0] = sys.argv[1:]; from twisted.scripts.twistd import run; sys.argv = ['twistd', '--help']; run()"
+    code = (
+        "import sys; sys.path[:0] = sys.argv[1:]; "
+        "from twisted.scripts.twistd import run; sys.argv = ['twistd', '--help']; run()"
+    )
     return run([sys.executable, "-S", "-c", code, *pythonPath], cwd=cwd)
 
 
@@ -85,9 +97,7 @@ class WheelTests(SynchronousTestCase):
         self.assertNotIn("twisted/__init__.py", names)
         self.assertNotIn("twisted/plugins/__init__.py", names)
         self.assertFalse([n for n in names if n.endswith("dropin.cache")])
-        sources = {
-            f"logger_service/{n}" for n in os.listdir(os.path.join(ROOT, "logger_service")) if n.endswith(".py")
-        }
+        sources = {f"logger_service/{n}" for n in os.listdir(os.path.join(ROOT, "logger_service")) if n.endswith(".py")}
         self.assertEqual(sources - names, set())
 
     def test_installedCopyListsPlugin(self) -> None:
@@ -97,7 +107,10 @@ class WheelTests(SynchronousTestCase):
         """
         work = os.path.abspath(self.mktemp())
         target = os.path.join(work, "site")
-        run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, wheel(work + "-build")], cwd=ROOT)
+        run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, wheel(work + "-build")],
+            cwd=ROOT,
+        )
         emptyDir = os.path.join(work, "empty")
         os.makedirs(emptyDir)
         sitePackages = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]

@@ -21,7 +21,7 @@ def parse(*argv: str, nodaemon: bool = True) -> Options:
     Parse C{argv} as twistd would, under a parent with C{nodaemon} set.
     """
     options = Options()
-    options.parent = {"nodaemon": nodaemon}  # type: ignore[attr-defined]
+    options.parent = {"nodaemon": nodaemon}  # type: ignore[assignment]
     options.parseOptions(list(argv))
     return options
 
@@ -115,15 +115,17 @@ class MakeServiceTests(SynchronousTestCase):
         service.privilegedStartService()
         self.addCleanup(service.stopService)
         factory = reactor.tcpServers[0][1]
+        assert isinstance(factory, LineLoggerFactory)
         self.assertEqual(factory.greeting, "Grüß dich".encode())
         self.assertEqual(factory.maxLineLength, 10)
         self.assertIs(factory.longLines, LongLines.close)
 
     def test_unopenableOutput(self) -> None:
         """
-        An output that cannot be opened is a usage error naming it.
+        An output that cannot be opened stops twistd with a message naming
+        it, not a traceback.
         """
         missing = os.path.join(self.mktemp(), "no", "such", "dir.log")
-        with self.assertRaises(usage.UsageError) as raised:
+        with self.assertRaises(SystemExit) as raised:
             makeService(parse("-o", missing), MemoryReactorClock())
         self.assertIn(missing, str(raised.exception))
