@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
-from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.interfaces import IPushProducer, ISystemHandle, ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -24,6 +24,12 @@ from .hub import Hub
 from .records import RecordContext
 
 log = Logger()
+
+
+class IConnection(ITCPTransport, IPushProducer, ISystemHandle):
+    """
+    What a stream transport offers: TCP, UNIX and TLS transports all do.
+    """
 
 
 class LineLoggerFactory(Factory):
@@ -71,7 +77,7 @@ class LineLoggerProtocol(LineReceiver):
     delimiter = b"\n"
     factory: LineLoggerFactory
     context: RecordContext
-    transport: ITCPTransport
+    transport: IConnection
 
     def __init__(self) -> None:
         self.lineCount = 0

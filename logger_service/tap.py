@@ -13,6 +13,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
+from .chatservice import ChatFactory, ChatService
 from .framing import LongLines
 from .hub import Hub, HubService
 from .protocol import LineLoggerFactory
@@ -32,18 +33,33 @@ def portDescription(value: str) -> str:
     return f"tcp:{value}" if value.isdigit() else value
 
 
-def positiveInt(option: str, value: object) -> int:
+def wholeNumber(option: str, value: object, minimum: int = 1) -> int:
     """
-    Parse the value of C{--option} as a whole number of at least 1.
+    Parse the value of C{--option} as a whole number of at least C{minimum}.
 
     @raise usage.UsageError: naming the option, if it is not one.
     """
     try:
         number = int(str(value))
     except ValueError:
-        number = 0
-    if number < 1:
-        raise usage.UsageError(f"--{option} takes a whole number of at least 1, not {value!r}")
+        number = minimum - 1
+    if number < minimum:
+        raise usage.UsageError(f"--{option} takes a whole number of at least {minimum}, not {value!r}")
+    return number
+
+
+def positiveNumber(option: str, value: object) -> float:
+    """
+    Parse the value of C{--option} as a number greater than 0.
+
+    @raise usage.UsageError: naming the option, if it is not one.
+    """
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = 0.0
+    if not 0 < number < float("inf"):
+        raise usage.UsageError(f"--{option} takes a number greater than 0, not {value!r}")
     return number
 
 
@@ -64,6 +80,14 @@ class Options(usage.Options):
         ["greeting", None, None, "Text sent to each client when it connects, followed by CRLF."],
         ["max-line-length", None, 65536, "The longest line recorded as one record, in bytes."],
         ["long-lines", None, "split", "What to do with a longer line: split, truncate or close."],
+        ["history", None, 20, "Chat: how many messages a room replays to someone joining it."],
+        ["flood-burst", None, 5, "Chat: lines a client may send at once before flood control delays it."],
+        ["flood-rate", None, "2", "Chat: lines per second a client may send in the long run."],
+        ["sendq", None, 262144, "Chat: bytes that may wait for a client that is not reading before it is dropped."],
+    ]
+
+    optFlags = [
+        ["chat", None, "Chat mode: relay each line to the others in the sender's room (and record it)."],
     ]
 
     compData = usage.Completions(
@@ -94,7 +118,10 @@ class Options(usage.Options):
         """
         if not self["port"]:
             self["port"] = [DEFAULT_PORT]
-        self["max-line-length"] = positiveInt("max-line-length", self["max-line-length"])
+        for name in ("max-line-length", "flood-burst", "sendq"):
+            self[name] = wholeNumber(name, self[name])
+        self["history"] = wholeNumber("history", self["history"], minimum=0)
+        self["flood-rate"] = positiveNumber("flood-rate", self["flood-rate"])
         if self["format"] not in FORMATTERS:
             raise usage.UsageError(f"--format must be one of: {', '.join(sorted(FORMATTERS))}")
         try:
@@ -169,12 +196,23 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     recorder = Recorder(sink, reactor, format=options["format"])
     hub = Hub(recorder)
     greeting = options["greeting"]
-    factory = LineLoggerFactory(
-        hub,
+    settings = dict(
         maxLineLength=options["max-line-length"],
         longLines=options["long-lines"],
         greeting=greeting.encode("utf-8") if greeting is not None else None,
     )
+    factory: LineLoggerFactory
+    if options["chat"]:
+        chat = ChatService(
+            reactor,
+            history=options["history"],
+            floodRate=options["flood-rate"],
+            floodBurst=options["flood-burst"],
+            sendq=options["sendq"],
+        )
+        factory = ChatFactory(hub, chat, **settings)
+    else:
+        factory = LineLoggerFactory(hub, **settings)
     top = LineLoggerService(daemon=options.get("daemon", False))
     HubService(hub, reactor).setServiceParent(top)
     ports: List[str] = options["port"]
