@@ -85,7 +85,11 @@ class LineFramer:
     @ivar closed: true once a line exceeded the limit under
         L{LongLines.close}; further input is ignored.
     @ivar droppedBytes: how many bytes L{LongLines.truncate} and
-        L{LongLines.close} threw away.
+        L{LongLines.close} threw away: under C{truncate}, the bytes of each
+        long line after its first C{maxLength} (a CR before its LF
+        included, the LF not); under C{close}, every byte after the
+        C{maxLength} recorded.  The count never depends on how the stream
+        was cut into chunks.
     @ivar oversizeLines: how many lines were longer than C{maxLength}.
     """
 
@@ -145,9 +149,8 @@ class LineFramer:
         """
         out: List[bytes] = []
         maxLength = self.maxLength
-        for index, part in enumerate(parts):
-            if part[-1:] == b"\r":
-                part = part[:-1]
+        for index, raw in enumerate(parts):
+            part = raw[:-1] if raw[-1:] == b"\r" else raw
             if self._splitting:
                 self._splitting = False
                 out.extend(self._pieces(part))
@@ -159,10 +162,10 @@ class LineFramer:
                     out.extend(self._pieces(part))
                     continue
                 out.append(Line(part[:maxLength], TRUNCATED))
-                self.droppedBytes += len(part) - maxLength
+                self.droppedBytes += len(raw) - maxLength
                 if self.policy is LongLines.close:
                     self.closed = True
-                    self.droppedBytes += sum(len(p) + 1 for p in parts[index + 1 :]) + len(rest)
+                    self.droppedBytes += sum(len(p) + 1 for p in parts[index:]) - len(raw) + len(rest)
                     self._buffer = b""
                     return out
         # The unterminated rest is known to be too long once it holds more

@@ -6,8 +6,9 @@ once per chunk of lines, so the cost of formatting them is paid once.
 
 Text records are C{TIME SP PEER SP PAYLOAD LF}.  The payload is the line as
 UTF-8, except that a backslash is written C{\\\\}, and every byte below 0x20,
-0x7f, every byte of a C1 control character (U+0080 to U+009F) and every byte
-that is not part of valid UTF-8 is written C{\\xNN}.  One received line is
+0x7f, every byte of a C1 control character (U+0080 to U+009F) or of a line
+or paragraph separator (U+2028, U+2029), and every byte that is not part of
+valid UTF-8 is written C{\\xNN}.  One received line is
 therefore always one record line, no terminal escape sequence reaches a
 reader, and C{codecs.escape_decode(payload.encode())[0]} gives back the exact
 bytes received.
@@ -35,10 +36,12 @@ _NEEDS_WORK = re.compile(rb"[\x00-\x1f\x7f-\xff\\]")
 
 # After decoding: characters that are written as \xNN of their UTF-8 bytes.
 _ESCAPES: Dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
-_ESCAPES.update({c: "".join(f"\\x{b:02x}" for b in chr(c).encode("utf-8")) for c in range(0x80, 0xA0)})
+_ESCAPES.update(
+    {c: "".join(f"\\x{b:02x}" for b in chr(c).encode("utf-8")) for c in (*range(0x80, 0xA0), 0x2028, 0x2029)}
+)
 
 # In JSON strings, characters json.dumps leaves raw that a terminal acts on.
-_JSON_ESCAPES: Dict[int, str] = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0))}
+_JSON_ESCAPES: Dict[int, str] = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)}
 
 
 def escapePayload(line: bytes) -> str:

@@ -1,0 +1,261 @@
+"""
+Tests for L{logger_service.chatservice}: chat mode's I/O side, driven with
+L{StringTransport} and a L{Clock}.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import List, Tuple
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from logger_service.chatservice import ChatFactory, ChatProtocol, ChatService, SendQueue
+from logger_service.hub import Hub
+from logger_service.recorder import Recorder
+
+from .memory import MemorySink
+
+
+class ChatTestCase(SynchronousTestCase):
+    """
+    A chat server in memory, with helpers to connect clients.
+    """
+
+    floodRate = 2.0
+    floodBurst = 5
+    sendq = 1000
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.sink = MemorySink()
+        self.chat = ChatService(
+            self.clock, history=3, floodRate=self.floodRate, floodBurst=self.floodBurst, sendq=self.sendq
+        )
+        self.factory = ChatFactory(Hub(Recorder(self.sink, self.clock, format="json")), self.chat, greeting=b"Hi")
+        self.ports = iter(range(40000, 50000))
+
+    def connect(self) -> Tuple[ChatProtocol, StringTransport]:
+        port = next(self.ports)
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
+        with capturedLogs():
+            protocol.makeConnection(transport)
+        self.clock.advance(0)
+        return protocol, transport
+
+    def received(self, transport: StringTransport) -> List[str]:
+        """
+        The lines sent to a client since the last call.
+        """
+        self.clock.advance(0)
+        data = transport.value()
+        transport.clear()
+        self.assertTrue(data == b"" or data.endswith(b"\r\n"), data)
+        return data.decode("utf-8").split("\r\n")[:-1]
+
+    def records(self) -> List[dict]:
+        self.factory.hub.recorder.flush()
+        return [json.loads(line) for line in self.sink.data.splitlines()]
+
+
+class ConversationTests(ChatTestCase):
+    """
+    What clients see of each other.
+    """
+
+    def test_arrival(self) -> None:
+        """
+        A client gets the greeting, then the welcome; the room hears it
+        joined.
+        """
+        _, a = self.connect()
+        self.assertEqual(self.received(a), ["Hi", "* Welcome, guest1! You are in #lobby. Type /help for commands."])
+        _, b = self.connect()
+        self.assertEqual(self.received(a), ["* guest2 joined"])
+        self.assertEqual(len(self.received(b)), 2)
+
+    def test_relay(self) -> None:
+        """
+        A line goes to the others, not back to the sender, with CRLF, and
+        safe for a terminal.
+        """
+        pa, a = self.connect()
+        _, b = self.connect()
+        _, c = self.connect()
+        for t in (a, b, c):
+            self.received(t)
+        pa.dataReceived(b"hello \x1b[2J\xff\r\n")
+        self.assertEqual(self.received(a), [])
+        self.assertEqual(self.received(b), ["<guest1> hello ^[[2J\ufffd"])
+        self.assertEqual(self.received(c), ["<guest1> hello ^[[2J\ufffd"])
+
+    def test_recordsCarryNickAndRoom(self) -> None:
+        """
+        Every line is recorded with the exact bytes, and in JSON with the nick
+        and room it was said under, even when a command in the same chunk
+        changed them.
+        """
+        pa, _ = self.connect()
+        pa.dataReceived(b"/nick alice\nhi\xff\n/join #dev\nthere\n")
+        got = self.records()
+        self.assertEqual([r["line"] for r in got], ["/nick alice", "hi\ufffd", "/join #dev", "there"])
+        self.assertEqual([r["nick"] for r in got], ["guest1", "alice", "alice", "alice"])
+        self.assertEqual([r["room"] for r in got], ["#lobby", "#lobby", "#lobby", "#dev"])
+        self.assertEqual(got[1]["line_b64"], "aGn/")
+
+    def test_quit(self) -> None:
+        """
+        C{/quit} says goodbye, tells the room, and closes the connection.
+        """
+        pa, a = self.connect()
+        _, b = self.connect()
+        self.received(a)
+        self.received(b)
+        with capturedLogs():
+            pa.dataReceived(b"/quit off to lunch\nnot said\n")
+        self.assertEqual(self.received(a), ["* Bye."])
+        self.assertTrue(a.disconnecting)
+        self.assertEqual(self.received(b), ["* guest1 left (off to lunch)"])
+        self.assertEqual([r["line"] for r in self.records()], ["/quit off to lunch", "not said"])
+
+    def test_connectionLost(self) -> None:
+        """
+        A dropped connection is announced with its reason.
+        """
+        pa, _ = self.connect()
+        pb, _ = self.connect()
+        _, c = self.connect()
+        self.received(c)
+        with capturedLogs():
+            pa.connectionLost(Failure(ConnectionDone()))
+            pb.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(self.received(c), ["* guest1 left (connection closed)", "* guest2 left (connection lost)"])
+        self.assertEqual([m.nick for m in self.chat.state.members.values()], ["guest3"])
+
+
+class FloodTests(ChatTestCase):
+    """
+    Flood control delays lines by pausing the sender; it drops nothing.
+    """
+
+    def test_burstThenRate(self) -> None:
+        """
+        Five lines go at once; the rest follow at two a second, while the
+        sender's transport is paused; then reading resumes.
+        """
+        pa, a = self.connect()
+        _, b = self.connect()
+        self.received(b)
+        pa.dataReceived(b"".join(b"line %d\n" % i for i in range(9)))
+        self.assertEqual(self.received(b), [f"<guest1> line {i}" for i in range(5)])
+        self.assertEqual(a.producerState, "paused")
+        self.assertEqual(self.chat.floodDelays, 1)
+        self.assertEqual(len(self.records()), 9, "every line is recorded on arrival")
+        self.clock.advance(0.5)
+        self.assertEqual(self.received(b), ["<guest1> line 5"])
+        self.clock.advance(1.0)
+        self.assertEqual(self.received(b), ["<guest1> line 6", "<guest1> line 7"])
+        self.assertEqual(a.producerState, "paused")
+        self.clock.advance(0.5)
+        self.assertEqual(self.received(b), ["<guest1> line 8"])
+        self.assertEqual(a.producerState, "producing")
+        self.assertEqual(self.chat.floodDelays, 1)
+
+    def test_othersNotSlowed(self) -> None:
+        """
+        While one client is held, another is relayed at once.
+        """
+        pa, _ = self.connect()
+        pb, _ = self.connect()
+        _, c = self.connect()
+        self.received(c)
+        pa.dataReceived(b"x\n" * 8)
+        self.received(c)
+        pb.dataReceived(b"from b\n")
+        self.assertEqual(self.received(c), ["<guest2> from b"])
+
+    def test_leavingForgetsHeldLines(self) -> None:
+        """
+        A held client that disconnects leaves no timer behind.
+        """
+        pa, _ = self.connect()
+        pa.dataReceived(b"x\n" * 8)
+        with capturedLogs():
+            pa.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(self.records()), 8)
+        self.clock.advance(0.1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class SlowConsumerTests(ChatTestCase):
+    """
+    A client that does not read is dropped once its queue passes C{sendq}.
+    """
+
+    def test_disconnected(self) -> None:
+        """
+        With its transport full (paused), messages queue; past the limit
+        the client is aborted and the room hears why.
+        """
+        _, slow = self.connect()
+        pb, b = self.connect()
+        _, c = self.connect()
+        self.received(c)
+        protocol = self.factory.hub.connections[1]
+        assert isinstance(protocol, ChatProtocol)
+        protocol.sendQueue.pauseProducing()
+        with capturedLogs() as events:
+            for i in range(30):
+                pb.dataReceived(b"message number %02d to fill the queue\n" % i)
+                self.clock.advance(1)
+        self.assertTrue(slow.disconnected, "aborted, not waiting to flush")
+        self.assertEqual(self.chat.slowConsumers, 1)
+        left = [line for line in self.received(c) if "left" in line]
+        self.assertEqual(left, ["* guest1 left (not reading: over 1000 bytes unsent)"])
+        self.assertTrue(any("not reading" in e["log_format"] or "not reading" in str(e.get("reason")) for e in events))
+        self.assertLessEqual(protocol.sendQueue.size, 1000 + 100)
+
+
+class SendQueueTests(SynchronousTestCase):
+    """
+    L{SendQueue} writes through while the transport has room.
+    """
+
+    def test_queueWhilePaused(self) -> None:
+        """
+        While paused, data waits; on resume it goes out in one write, in
+        order.
+        """
+        transport = StringTransport()
+        overflowed = []
+        queue = SendQueue(transport, 10, lambda: overflowed.append(True))
+        self.assertIs(transport.producer, queue)
+        queue.write(b"a")
+        queue.pauseProducing()
+        queue.write(b"bc")
+        queue.write(b"de")
+        self.assertEqual(transport.value(), b"a")
+        self.assertEqual(queue.size, 4)
+        queue.resumeProducing()
+        self.assertEqual(transport.value(), b"abcde")
+        self.assertEqual(queue.size, 0)
+        self.assertEqual(overflowed, [])
+
+    def test_overflow(self) -> None:
+        """
+        Past the limit, the overflow callback runs.
+        """
+        overflowed = []
+        queue = SendQueue(StringTransport(), 4, lambda: overflowed.append(True))
+        queue.pauseProducing()
+        queue.write(b"1234")
+        self.assertEqual(overflowed, [])
+        queue.write(b"5")
+        self.assertEqual(overflowed, [True])
