@@ -4,6 +4,11 @@ Rate limits: a token bucket, pure arithmetic over times passed in.
 
 from __future__ import annotations
 
+_EPSILON = 1e-9
+"""Token fractions this close to a whole token count as one: float time
+arithmetic would otherwise leave 0.9999999999999998 after exactly the delay
+that L{TokenBucket.delay} asked for."""
+
 
 class TokenBucket:
     """
@@ -17,8 +22,8 @@ class TokenBucket:
     """
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be positive and burst at least 1")
+        if not (0 < rate < float("inf")) or not (1 <= burst < float("inf")):
+            raise ValueError("rate must be positive and burst at least 1, both finite")
         self.rate = rate
         self.burst = burst
         self._tokens = float(burst)
@@ -43,8 +48,8 @@ class TokenBucket:
         @return: how many were taken (0 to C{wanted}).
         """
         self._refill(now)
-        granted = min(wanted, int(self._tokens))
-        self._tokens -= granted
+        granted = min(wanted, int(self._tokens + _EPSILON))
+        self._tokens = max(0.0, self._tokens - granted)
         return granted
 
     def delay(self, now: float) -> float:
@@ -52,6 +57,6 @@ class TokenBucket:
         Seconds from C{now} until at least one whole token is available.
         """
         self._refill(now)
-        if self._tokens >= 1:
+        if self._tokens + _EPSILON >= 1:
             return 0.0
         return (1 - self._tokens) / self.rate
