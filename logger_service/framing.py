@@ -141,6 +141,8 @@ class LineFramer:
             return self._slowPath(parts, rest)
         # Fast path: no line in this chunk can be too long.
         self._buffer = rest
+        if b"\r" not in data:
+            return parts
         return [p[:-1] if p[-1:] == b"\r" else p for p in parts]
 
     def _slowPath(self, parts: List[bytes], rest: bytes) -> List[bytes]:

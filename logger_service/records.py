@@ -111,21 +111,42 @@ C{formatter(timestamp, context, lines) -> bytes}: the records for C{lines}.
 """
 
 
+def _checkTable(*alsoBad: int) -> bytes:
+    """
+    A C{bytes.translate} table mapping the bytes a fast path cannot take
+    (controls but LF, DEL, backslash, non-ASCII, and C{alsoBad}) to NUL.
+    """
+    bad = {*range(0x20), 0x7F, 0x5C, *range(0x80, 0x100), *alsoBad} - {0x0A}
+    return bytes(0 if i in bad else 1 for i in range(256))
+
+
+_TEXT_CHECK = _checkTable()
+_JSON_CHECK = _checkTable(ord('"'))
+
+
 def formatText(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -> bytes:
     """
     Format lines as text records, C{TIME SP PEER SP PAYLOAD LF} each.
 
-    Flags are not shown in text records; the payload is always exact.
+    Flags are not shown in text records; the payload is always exact.  A
+    batch of lines that need no escaping (the common case) is formatted
+    with a few whole-batch operations instead of a loop over its lines.
     """
-    prefix = f"{timestamp} {context.peer} "
+    if not lines:
+        return b""
+    prefix = f"{timestamp} {context.peer} ".encode()
+    body = (b"\n" + prefix).join(lines)
+    if b"\0" not in body.translate(_TEXT_CHECK) and body.count(b"\n") == len(lines) - 1:
+        return prefix + body + b"\n"
+    text = prefix.decode("utf-8")
     needsWork = _NEEDS_WORK.search
     out: List[str] = []
     append = out.append
     for line in lines:
         if needsWork(line):
-            append(prefix + escapePayload(line) + "\n")
+            append(text + escapePayload(line) + "\n")
         else:
-            append(prefix + line.decode("ascii") + "\n")
+            append(text + line.decode("ascii") + "\n")
     return "".join(out).encode("utf-8")
 
 
@@ -156,9 +177,25 @@ def formatJSON(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
     """
     Format lines as JSON records, one object per line.
 
-    Strings are UTF-8; control characters, DEL and C1 controls are written as
-    C{\\uXXXX} escapes, so a record never holds a raw terminal control.
+    Strings are UTF-8; control characters, DEL, C1 controls and the line
+    separators U+2028 and U+2029 are written as C{\\uXXXX} escapes, so a
+    record never holds a raw terminal control.  A batch of plain ASCII lines
+    without quotes, backslashes or flags takes a whole-batch fast path.
     """
+    if not lines:
+        return b""
+    body = b"\n".join(lines)
+    if (
+        b"\0" not in body.translate(_JSON_CHECK)
+        and body.count(b"\n") == len(lines) - 1
+        and set(map(type, lines)) == {bytes}
+    ):
+        fields = {"time": timestamp, "peer": context.peer, "conn": context.conn}
+        if context.extra:
+            fields.update(context.extra)
+        head = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1].translate(_JSON_ESCAPES)
+        prefix = (head + ',"line":"').encode("utf-8")
+        return prefix + body.replace(b"\n", b'"}\n' + prefix) + b'"}\n'
     dumps = json.dumps
     out = [dumps(jsonRecord(timestamp, context, line), ensure_ascii=False, separators=(",", ":")) for line in lines]
     out.append("")
