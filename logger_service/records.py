@@ -135,9 +135,9 @@ def formatText(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
     if not lines:
         return b""
     prefix = f"{timestamp} {context.peer} ".encode()
-    body = (b"\n" + prefix).join(lines)
+    body = b"\n".join(lines)
     if b"\0" not in body.translate(_TEXT_CHECK) and body.count(b"\n") == len(lines) - 1:
-        return prefix + body + b"\n"
+        return prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
     text = prefix.decode("utf-8")
     needsWork = _NEEDS_WORK.search
     out: List[str] = []
