@@ -93,6 +93,17 @@ class LineFramer:
     @ivar oversizeLines: how many lines were longer than C{maxLength}.
     """
 
+    __slots__ = (
+        "maxLength",
+        "policy",
+        "closed",
+        "droppedBytes",
+        "oversizeLines",
+        "_buffer",
+        "_discarding",
+        "_splitting",
+    )
+
     def __init__(self, maxLength: int = 65536, policy: LongLines = LongLines.split) -> None:
         if maxLength < 1:
             raise ValueError("maxLength must be at least 1")

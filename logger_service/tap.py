@@ -33,6 +33,23 @@ def portDescription(value: str) -> str:
     return f"tcp:{value}" if value.isdigit() else value
 
 
+BACKLOG_TYPES = frozenset({"tcp", "tcp6", "unix", "ssl"})
+"""Endpoint types that take a C{backlog} argument."""
+
+
+def withBacklog(description: str, backlog: int) -> str:
+    """
+    Add C{backlog=N} to a listening endpoint description that takes one and
+    does not name its own (also inside C{haproxy:}).
+    """
+    kind, _, rest = description.partition(":")
+    if kind == "haproxy":
+        kind = rest.partition(":")[0]
+    if kind in BACKLOG_TYPES and "backlog=" not in description:
+        return f"{description}:backlog={backlog}"
+    return description
+
+
 def wholeNumber(option: str, value: object, minimum: int = 1) -> int:
     """
     Parse the value of C{--option} as a whole number of at least C{minimum}.
@@ -79,6 +96,13 @@ class Options(usage.Options):
         ["format", "f", "text", "Record format: text or json."],
         ["greeting", None, None, "Text sent to each client when it connects, followed by CRLF."],
         ["max-line-length", None, 65536, "The longest line recorded as one record, in bytes."],
+        [
+            "backlog",
+            None,
+            1024,
+            "Connections the kernel may queue before they are accepted, for endpoints that take it "
+            "(tcp, tcp6, unix, ssl) and do not say backlog= themselves; Linux caps it at net.core.somaxconn.",
+        ],
         ["long-lines", None, "split", "What to do with a longer line: split, truncate or close."],
         ["history", None, 20, "Chat: how many messages a room replays to someone joining it."],
         ["flood-burst", None, 5, "Chat: lines a client may send at once before flood control delays it."],
@@ -118,7 +142,7 @@ class Options(usage.Options):
         """
         if not self["port"]:
             self["port"] = [DEFAULT_PORT]
-        for name in ("max-line-length", "flood-burst", "sendq"):
+        for name in ("max-line-length", "flood-burst", "sendq", "backlog"):
             self[name] = wholeNumber(name, self[name])
         self["history"] = wholeNumber("history", self["history"], minimum=0)
         self["flood-rate"] = positiveNumber("flood-rate", self["flood-rate"])
@@ -217,5 +241,6 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     HubService(hub, reactor).setServiceParent(top)
     ports: List[str] = options["port"]
     for description in ports:
+        description = withBacklog(description, options["backlog"])
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
     return top

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from logger_service.framing import LongLines
 from logger_service.hub import HubService
 from logger_service.protocol import LineLoggerFactory
-from logger_service.tap import Options, makeService
+from logger_service.tap import Options, makeService, withBacklog
 
 
 def parse(*argv: str, nodaemon: bool = True) -> Options:
@@ -95,13 +95,38 @@ class MakeServiceTests(SynchronousTestCase):
         service.privilegedStartService()
         service.startService()
         self.addCleanup(service.stopService)
-        ports = [(port, interface) for port, _, _, interface in reactor.tcpServers]
-        self.assertEqual(ports, [(1234, ""), (5678, "127.0.0.1")])
+        ports = [(port, backlog, interface) for port, _, backlog, interface in reactor.tcpServers]
+        self.assertEqual(ports, [(1234, 1024, ""), (5678, 1024, "127.0.0.1")])
         factories = {factory for _, factory, _, _ in reactor.tcpServers}
         self.assertEqual(len(factories), 1)
         factory = factories.pop()
         self.assertIsInstance(factory, LineLoggerFactory)
         self.assertTrue(os.path.exists(path), "the output file is created at once")
+
+    def test_backlog(self) -> None:
+        """
+        C{--backlog} reaches every endpoint that takes one, unless its
+        description names its own.
+        """
+        reactor = MemoryReactorClock()
+        path = os.path.join(os.path.abspath(self.mktemp()) + "-s")
+        service = makeService(
+            parse("-o", self.mktemp(), "--backlog", "77", "-p", "1", "-p", "tcp:2:backlog=5", "-p", f"unix:{path}"),
+            reactor,
+        )
+        service.privilegedStartService()
+        self.addCleanup(service.stopService)
+        self.assertEqual([(port, backlog) for port, _, backlog, _ in reactor.tcpServers], [(1, 77), (2, 5)])
+        self.assertEqual([(address, backlog) for address, _, backlog, _, _ in reactor.unixServers], [(path, 77)])
+
+    def test_withBacklog(self) -> None:
+        """
+        L{withBacklog} leaves alone what does not take a backlog or has one.
+        """
+        self.assertEqual(withBacklog("tcp:1", 9), "tcp:1:backlog=9")
+        self.assertEqual(withBacklog("haproxy:tcp:1", 9), "haproxy:tcp:1:backlog=9")
+        self.assertEqual(withBacklog("tcp:1:backlog=3", 9), "tcp:1:backlog=3")
+        self.assertEqual(withBacklog("systemd:domain=INET:index=0", 9), "systemd:domain=INET:index=0")
 
     def test_greetingAndLimits(self) -> None:
         """
