@@ -16,6 +16,7 @@ import termios
 from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
 from twisted.application.service import Service
+from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -54,7 +55,12 @@ class Hub:
         conn = next(self._ids)
         self.connections[conn] = protocol
         self.connectionsTotal += 1
-        return RecordContext(formatPeer(protocol.transport.getPeer(), conn), conn)
+        transport = protocol.transport
+        peer = transport.getPeer()
+        if isinstance(peer, UNIXAddress) and not peer.name:
+            # An unbound UNIX client has no name: show the socket it came in on.
+            peer = transport.getHost()
+        return RecordContext(formatPeer(peer, conn), conn)
 
     def received(self, context: RecordContext, lines: Sequence[bytes]) -> None:
         """
@@ -94,7 +100,7 @@ class HubService(Service):
     @ivar drainTimeout: the longest a shutdown waits for input to drain.
     """
 
-    def __init__(self, hub: Hub, clock: IReactorTime, drainTimeout: float = 5.0) -> None:
+    def __init__(self, hub: Hub, clock: IReactorTime, drainTimeout: float = 30.0) -> None:
         self.hub = hub
         self.clock = clock
         self.drainTimeout = drainTimeout
@@ -112,6 +118,9 @@ class HubService(Service):
             if pending > 0:
                 self._waiting[conn] = protocol.bytesReceived + pending
                 protocol.drainTarget(self._waiting[conn], self._progress)
+            else:
+                # What it sends from now on was sent after the signal.
+                protocol.transport.pauseProducing()
         if not self._waiting:
             self._finish()
             return succeed(None)
@@ -125,9 +134,13 @@ class HubService(Service):
 
     def _progress(self, conn: int) -> None:
         """
-        Connection C{conn} has delivered all it had, or closed.
+        Connection C{conn} has delivered all it had, or closed: stop reading
+        it, so that the connections still draining get the time.
         """
         self._waiting.pop(conn, None)
+        protocol = self.hub.connections.get(conn)
+        if protocol is not None:
+            protocol.transport.pauseProducing()
         if not self._waiting and self._drained is not None:
             self._finish()
 

@@ -104,6 +104,12 @@ class Options(usage.Options):
             "(tcp, tcp6, unix, ssl) and do not say backlog= themselves; Linux caps it at net.core.somaxconn.",
         ],
         ["long-lines", None, "split", "What to do with a longer line: split, truncate or close."],
+        [
+            "drain-timeout",
+            None,
+            "30",
+            "At shutdown, the longest wait for input that clients sent before the signal to be read.",
+        ],
         ["history", None, 20, "Chat: how many messages a room replays to someone joining it."],
         ["flood-burst", None, 5, "Chat: lines a client may send at once before flood control delays it."],
         ["flood-rate", None, "2", "Chat: lines per second a client may send in the long run."],
@@ -146,6 +152,7 @@ class Options(usage.Options):
             self[name] = wholeNumber(name, self[name])
         self["history"] = wholeNumber("history", self["history"], minimum=0)
         self["flood-rate"] = positiveNumber("flood-rate", self["flood-rate"])
+        self["drain-timeout"] = positiveNumber("drain-timeout", self["drain-timeout"])
         if self["format"] not in FORMATTERS:
             raise usage.UsageError(f"--format must be one of: {', '.join(sorted(FORMATTERS))}")
         try:
@@ -238,7 +245,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     else:
         factory = LineLoggerFactory(hub, **settings)
     top = LineLoggerService(daemon=options.get("daemon", False))
-    HubService(hub, reactor).setServiceParent(top)
+    HubService(hub, reactor, drainTimeout=options["drain-timeout"]).setServiceParent(top)
     ports: List[str] = options["port"]
     for description in ports:
         description = withBacklog(description, options["backlog"])
