@@ -11,7 +11,7 @@ more than C{sendq} bytes pile up is disconnected.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Deque, List, Optional, Sequence
+from typing import Any, Callable, Deque, List, Optional, Sequence
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, ITransport
@@ -22,7 +22,6 @@ from zope.interface import implementer
 
 from .broadcast import IBroadcast, LocalBroadcast
 from .chat import ChatState, Disconnect, Event, Member, ToMember, ToRoom
-from .framing import LongLines
 from .hub import Hub
 from .limits import TokenBucket
 from .protocol import LineLoggerFactory, LineLoggerProtocol
@@ -168,15 +167,8 @@ class ChatFactory(LineLoggerFactory):
     Builds L{ChatProtocol}s sharing one L{ChatService}.
     """
 
-    def __init__(
-        self,
-        hub: Hub,
-        chat: ChatService,
-        maxLineLength: int = 65536,
-        longLines: LongLines = LongLines.split,
-        greeting: Optional[bytes] = None,
-    ) -> None:
-        LineLoggerFactory.__init__(self, hub, maxLineLength, longLines, greeting)
+    def __init__(self, hub: Hub, chat: ChatService, **settings: Any) -> None:
+        LineLoggerFactory.__init__(self, hub, **settings)
         self.chat = chat
 
     def buildProtocol(self, addr: object) -> ChatProtocol:  # type: ignore[override]
@@ -197,12 +189,15 @@ class ChatProtocol(LineLoggerProtocol):
 
     factory: ChatFactory
     member: Optional[Member] = None
+    sendQueue: Optional[SendQueue] = None
 
     def connectionMade(self) -> None:
         """
         Record as usual, then join the lobby.
         """
         LineLoggerProtocol.connectionMade(self)
+        if self._finished:
+            return  # refused
         chat = self.factory.chat
         self._gone = False
         self._flooding = False
@@ -269,7 +264,7 @@ class ChatProtocol(LineLoggerProtocol):
         if not self._flooding:
             self._flooding = True
             chat.floodDelays += 1
-            self.transport.pauseProducing()
+            self.pauseReading("flood")
         self._release = chat.clock.callLater(self._bucket.delay(chat.clock.seconds()), self._releaseHeld)
 
     def _releaseHeld(self) -> None:
@@ -282,7 +277,7 @@ class ChatProtocol(LineLoggerProtocol):
             self._hold()
         else:
             self._flooding = False
-            self.transport.resumeProducing()
+            self.resumeReading("flood")
 
     def _stopHolding(self) -> None:
         """
@@ -295,13 +290,13 @@ class ChatProtocol(LineLoggerProtocol):
         self._held.clear()
         if self._flooding:
             self._flooding = False
-            self.transport.resumeProducing()
+            self.resumeReading("flood")
 
     def deliver(self, data: bytes) -> None:
         """
         Send C{data} to this client, through its bounded queue.
         """
-        if not self._gone:
+        if not self._gone and self.sendQueue is not None:
             self.sendQueue.write(data)
 
     def quit(self, reason: str) -> None:
@@ -346,7 +341,8 @@ class ChatProtocol(LineLoggerProtocol):
         """
         Leave the chat with the reason the connection ended.
         """
-        self.sendQueue.stopProducing()
+        if self.sendQueue is not None:
+            self.sendQueue.stopProducing()
         if self.member is not None:
             self._leave("connection closed" if reason.check(ConnectionDone) else "connection lost")
         LineLoggerProtocol.connectionLost(self, reason)

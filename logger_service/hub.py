@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.address import UNIXAddress
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from .limits import ConnectionLimits
 from .recorder import Recorder
 from .records import RecordContext, formatPeer
 
@@ -34,17 +35,52 @@ class Hub:
     """
     Connections and their records.
 
+    @ivar recorder: where lines go.
+    @ivar limits: who may connect.
     @ivar connections: the open connections, by connection id.
+    @ivar inputPaused: whether reading is paused for the output's sake.
     @ivar connectionsTotal: connections accepted since start.
+    @ivar refused: connections refused, by reason.
     @ivar linesReceived: lines received since start.
+    @ivar bytesReceived: bytes received since start.
+    @ivar idleTimeouts: connections closed for being idle.
+    @ivar rateDelays: times a connection was paused by C{--max-rate}.
     """
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, limits: Optional[ConnectionLimits] = None) -> None:
         self.recorder = recorder
+        self.limits = limits if limits is not None else ConnectionLimits()
         self.connections: Dict[int, LineLoggerProtocol] = {}
+        self.inputPaused = False
         self.connectionsTotal = 0
+        self.refused: Dict[str, int] = {}
         self.linesReceived = 0
+        self.bytesReceived = 0
+        self.idleTimeouts = 0
+        self.rateDelays = 0
+        self._perHost: Dict[str, int] = {}
         self._ids = itertools.count(1)
+        self._refusalLog = LogThrottle(log, interval=10.0)
+        recorder.onPressure = self._pressure
+        recorder.onDurable = self._durable
+
+    def admit(self, address: object) -> Optional[str]:
+        """
+        Decide whether a new connection from C{address} may stay.
+
+        @return: C{None}, or the message to send the client before closing;
+            refusals are counted and logged.
+        """
+        host = getattr(address, "host", None)
+        refusal = self.limits.refusal(host, len(self.connections), self._perHost.get(host, 0) if host else 0)
+        if refusal is None:
+            return None
+        reason, message = refusal
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        self._refusalLog.warn(
+            reason, "Refused a connection from {host}: {message}", host=host, message=message, reason=reason
+        )
+        return message
 
     def connected(self, protocol: LineLoggerProtocol) -> RecordContext:
         """
@@ -57,10 +93,15 @@ class Hub:
         self.connectionsTotal += 1
         transport = protocol.transport
         peer = transport.getPeer()
+        host = getattr(peer, "host", None)
+        if host is not None:
+            self._perHost[host] = self._perHost.get(host, 0) + 1
         if isinstance(peer, UNIXAddress) and not peer.name:
             # An unbound UNIX client has no name: show the socket it came in on.
             peer = transport.getHost()
-        return RecordContext(formatPeer(peer, conn), conn)
+        if self.inputPaused:
+            protocol.pauseReading("output")
+        return RecordContext(formatPeer(peer, conn), conn, host=host)
 
     def received(self, context: RecordContext, lines: Sequence[bytes]) -> None:
         """
@@ -73,7 +114,79 @@ class Hub:
         """
         Forget a closed connection.
         """
-        self.connections.pop(context.conn, None)
+        if self.connections.pop(context.conn, None) is not None and context.host is not None:
+            left = self._perHost[context.host] - 1
+            if left:
+                self._perHost[context.host] = left
+            else:
+                del self._perHost[context.host]
+
+    def _pressure(self, paused: bool) -> None:
+        """
+        The output is full or failing (or has recovered): pause (or resume)
+        reading from every client.
+        """
+        self.inputPaused = paused
+        if paused:
+            log.warn(
+                "Output is behind ({pending} bytes waiting): pausing input from {count} connections",
+                pending=self.recorder.pendingBytes,
+                count=len(self.connections),
+            )
+        else:
+            log.info("Output caught up: resuming input")
+        for protocol in list(self.connections.values()):
+            if paused:
+                protocol.pauseReading("output")
+            else:
+                protocol.resumeReading("output")
+
+    def _durable(self, counts: Dict[int, int]) -> None:
+        """
+        Tell each connection how many more of its lines are safely written.
+        """
+        connections = self.connections
+        for conn, count in counts.items():
+            protocol = connections.get(conn)
+            if protocol is not None:
+                protocol.acknowledge(count)
+
+
+class LogThrottle:
+    """
+    Log an event at most once per interval for each key, saying how many
+    like it were left out, so that a flood of refusals cannot flood the log.
+    """
+
+    def __init__(self, logger: Logger, interval: float, clock: Optional[IReactorTime] = None) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.clock = clock
+        self._last: Dict[str, float] = {}
+        self._suppressed: Dict[str, int] = {}
+
+    def _now(self) -> float:
+        if self.clock is not None:
+            return self.clock.seconds()
+        import time
+
+        return time.monotonic()
+
+    def warn(self, key: str, format: str, **kwargs: object) -> None:
+        """
+        Log C{format} as a warning unless one for C{key} went out within the
+        interval.
+        """
+        now = self._now()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        self._last[key] = now
+        suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            format += " ({suppressed} more like it not logged)"
+        self.logger.warn(format, suppressed=suppressed, **kwargs)
 
 
 def pendingInput(protocol: LineLoggerProtocol) -> int:
@@ -97,22 +210,26 @@ class HubService(Service):
     Put it in the service tree before the listeners, so that a
     L{MultiService} stops the listeners first.
 
-    @ivar drainTimeout: the longest a shutdown waits for input to drain.
+    @ivar drainTimeout: the longest a shutdown waits for input to drain, and
+        then again for the output to take the last records.
     """
 
     def __init__(self, hub: Hub, clock: IReactorTime, drainTimeout: float = 30.0) -> None:
         self.hub = hub
         self.clock = clock
         self.drainTimeout = drainTimeout
-        self._drained: Optional[Deferred[None]] = None
+        self._stopped: Optional[Deferred[None]] = None
         self._waiting: Dict[int, int] = {}
         self._timeout: Optional[IDelayedCall] = None
 
     def stopService(self) -> Deferred[None]:
         """
-        Read what the open connections already sent, record it, and close.
+        Read what the open connections already sent, record it, close the
+        connections, and wait until the records are written.
         """
         Service.stopService(self)
+        stopped: Deferred[None] = Deferred()
+        self._stopped = stopped
         for conn, protocol in list(self.hub.connections.items()):
             pending = pendingInput(protocol)
             if pending > 0:
@@ -120,17 +237,13 @@ class HubService(Service):
                 protocol.drainTarget(self._waiting[conn], self._progress)
             else:
                 # What it sends from now on was sent after the signal.
-                protocol.transport.pauseProducing()
-        if not self._waiting:
+                protocol.pauseReading("stopping")
+        if self._waiting:
+            log.info("Stopping: reading what {count} connections already sent", count=len(self._waiting))
+            self._timeout = self.clock.callLater(self.drainTimeout, self._finish)
+        else:
             self._finish()
-            return succeed(None)
-        log.info(
-            "Stopping: reading what {count} connections already sent",
-            count=len(self._waiting),
-        )
-        self._drained = Deferred()
-        self._timeout = self.clock.callLater(self.drainTimeout, self._finish)
-        return self._drained
+        return stopped
 
     def _progress(self, conn: int) -> None:
         """
@@ -140,8 +253,8 @@ class HubService(Service):
         self._waiting.pop(conn, None)
         protocol = self.hub.connections.get(conn)
         if protocol is not None:
-            protocol.transport.pauseProducing()
-        if not self._waiting and self._drained is not None:
+            protocol.pauseReading("stopping")
+        if not self._waiting and self._timeout is not None:
             self._finish()
 
     def _finish(self) -> None:
@@ -157,7 +270,6 @@ class HubService(Service):
             self._waiting.clear()
         for protocol in list(self.hub.connections.values()):
             protocol.finish("server shutting down")
-        self.hub.recorder.close()
-        drained, self._drained = self._drained, None
-        if drained is not None:
-            drained.callback(None)
+        stopped, self._stopped = self._stopped, None
+        assert stopped is not None
+        self.hub.recorder.close(self.drainTimeout).addBoth(lambda _: stopped.callback(None))

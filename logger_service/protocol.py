@@ -11,16 +11,18 @@ next chunk received.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Set
 
-from twisted.internet.interfaces import IPushProducer, ISystemHandle, ITCPTransport
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, ISystemHandle, ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from .framing import LineFramer, LongLines
 from .hub import Hub
+from .limits import TokenBucket
 from .records import RecordContext
 
 log = Logger()
@@ -40,6 +42,12 @@ class LineLoggerFactory(Factory):
     @ivar maxLineLength: the longest line recorded as one record.
     @ivar longLines: what happens to longer lines.
     @ivar greeting: sent to each client on connect, or C{None}.
+    @ivar idleTimeout: seconds of silence before a connection is closed
+        (0: never).
+    @ivar maxRate: lines per second a connection may send before reading
+        from it pauses (0: no limit).
+    @ivar acks: whether clients are told C{ok N} as their lines are written.
+    @ivar clock: the reactor, for timeouts and rates.
     """
 
     noisy = False
@@ -50,11 +58,21 @@ class LineLoggerFactory(Factory):
         maxLineLength: int = 65536,
         longLines: LongLines = LongLines.split,
         greeting: Optional[bytes] = None,
+        idleTimeout: float = 0,
+        maxRate: float = 0,
+        acks: bool = False,
+        clock: Optional[IReactorTime] = None,
     ) -> None:
         self.hub = hub
         self.maxLineLength = maxLineLength
         self.longLines = longLines
         self.greeting = greeting
+        self.idleTimeout = idleTimeout
+        self.maxRate = maxRate
+        self.acks = acks
+        if clock is None:
+            clock = hub.recorder.clock
+        self.clock = clock
 
     def buildProtocol(self, addr: object) -> LineLoggerProtocol:  # type: ignore[override]
         """
@@ -65,13 +83,14 @@ class LineLoggerFactory(Factory):
         return protocol
 
 
-class LineLoggerProtocol(LineReceiver):
+class LineLoggerProtocol(LineReceiver, TimeoutMixin):
     """
     Record every line a client sends.
 
     @ivar context: the connection's record context (peer and id).
     @ivar lineCount: lines received on this connection.
     @ivar bytesReceived: bytes received on this connection.
+    @ivar acknowledged: lines reported to the client as written (C{--ack}).
     """
 
     delimiter = b"\n"
@@ -82,22 +101,81 @@ class LineLoggerProtocol(LineReceiver):
     def __init__(self) -> None:
         self.lineCount = 0
         self.bytesReceived = 0
-        self._finished = False
+        self.acknowledged = 0
+        self._finished = True
         self._warnedLong = False
         self._drainTarget = 0
         self._drained: Optional[Callable[[int], None]] = None
+        self._pausedFor: Set[str] = set()
+        self._rate: Optional[TokenBucket] = None
+        self._rateCall: Optional[IDelayedCall] = None
+
+    def callLater(self, period: float, func: Callable[[], Any]) -> IDelayedCall:
+        """
+        Schedule C{func} on the factory's clock (for L{TimeoutMixin}).
+        """
+        return self.factory.clock.callLater(period, func)
 
     def connectionMade(self) -> None:
         """
-        Register with the hub, greet the client, log the connection.
+        Refuse the client if a limit says so; else register with the hub,
+        greet the client, log the connection.
         """
         factory = self.factory
+        refusal = factory.hub.admit(self.transport.getPeer())
+        if refusal is not None:
+            self.transport.write(b"error: " + refusal.encode("utf-8") + b"\r\n")
+            self.transport.loseConnection()
+            return
+        self._finished = False
         self.framer = LineFramer(factory.maxLineLength, factory.longLines)
         self.MAX_LENGTH = factory.maxLineLength
         self.context = factory.hub.connected(self)
         if factory.greeting is not None:
             self.transport.write(factory.greeting + b"\r\n")
+        if factory.idleTimeout:
+            self.setTimeout(factory.idleTimeout)
+        if factory.maxRate:
+            self._rate = TokenBucket(factory.maxRate, max(1.0, factory.maxRate), factory.clock.seconds())
         log.info("Got connection from {peer}", peer=self.context.peer, conn=self.context.conn)
+
+    def pauseReading(self, reason: str) -> None:
+        """
+        Stop reading from this client for C{reason} (flood control, rate
+        limit, a full output, shutdown...).  Reading resumes once every
+        reason is gone.
+        """
+        if not self._pausedFor:
+            self.transport.pauseProducing()
+        self._pausedFor.add(reason)
+
+    def resumeReading(self, reason: str) -> None:
+        """
+        C{reason} to stop reading is gone.
+        """
+        if reason in self._pausedFor:
+            self._pausedFor.discard(reason)
+            if not self._pausedFor and not self._finished:
+                self.transport.resumeProducing()
+
+    def timeoutConnection(self) -> None:
+        """
+        Silent for C{--idle-timeout} seconds: say so, and close.
+        """
+        factory = self.factory
+        factory.hub.idleTimeouts += 1
+        log.info("{peer} sent nothing for {timeout}s: closing", peer=self.context.peer, timeout=factory.idleTimeout)
+        self.transport.write(b"error: idle for %d seconds; closing connection\r\n" % factory.idleTimeout)
+        self.finish("idle timeout")
+
+    def acknowledge(self, count: int) -> None:
+        """
+        C{count} more of this client's lines are written (and synced, with
+        C{--fsync}): with C{--ack}, tell the client the total.
+        """
+        self.acknowledged += count
+        if self.factory.acks and not self._finished:
+            self.transport.write(b"ok %d\r\n" % self.acknowledged)
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -106,6 +184,8 @@ class LineLoggerProtocol(LineReceiver):
         if self._finished:
             return
         self.bytesReceived += len(data)
+        if self.timeOut:
+            self.resetTimeout()
         if self.line_mode:
             self._frame(data)
         else:
@@ -138,6 +218,23 @@ class LineLoggerProtocol(LineReceiver):
         """
         self.lineCount += len(lines)
         self.factory.hub.received(self.context, lines)
+        if self._rate is not None:
+            self._limitRate(len(lines))
+
+    def _limitRate(self, count: int) -> None:
+        """
+        C{--max-rate}: past the rate, stop reading until the debt is paid.
+        """
+        assert self._rate is not None
+        delay = self._rate.charge(count, self.factory.clock.seconds())
+        if delay > 0 and self._rateCall is None:
+            self.factory.hub.rateDelays += 1
+            self.pauseReading("rate")
+            self._rateCall = self.factory.clock.callLater(delay, self._rateResume)
+
+    def _rateResume(self) -> None:
+        self._rateCall = None
+        self.resumeReading("rate")
 
     def lineReceived(self, line: bytes) -> None:
         """
@@ -193,6 +290,11 @@ class LineLoggerProtocol(LineReceiver):
         if self._finished:
             return
         self._finished = True
+        self.setTimeout(None)
+        if self._rateCall is not None:
+            if self._rateCall.active():
+                self._rateCall.cancel()
+            self._rateCall = None
         rest = self.framer.finish()
         if rest:
             self.linesReceived(rest)

@@ -95,14 +95,18 @@ class RecordContext:
     @ivar peer: the peer, as formatted by L{formatPeer}.
     @ivar conn: the connection id, unique within the process.
     @ivar extra: more fields for JSON records (e.g. C{nick}, C{room}).
+    @ivar host: the peer's IP address, or C{None} (a UNIX socket).
     """
 
-    __slots__ = ("peer", "conn", "extra")
+    __slots__ = ("peer", "conn", "extra", "host")
 
-    def __init__(self, peer: str, conn: int, extra: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(
+        self, peer: str, conn: int, extra: Optional[Dict[str, Any]] = None, host: Optional[str] = None
+    ) -> None:
         self.peer = peer
         self.conn = conn
         self.extra = extra
+        self.host = host
 
 
 Formatter = Callable[[str, RecordContext, Sequence[bytes]], bytes]

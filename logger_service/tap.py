@@ -4,6 +4,7 @@ C{twistd linelogger}: command-line options and the service they build.
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any, List, Optional
 
@@ -16,10 +17,12 @@ from twisted.python import usage
 from .chatservice import ChatFactory, ChatService
 from .framing import LongLines
 from .hub import Hub, HubService
+from .limits import ConnectionLimits, parseNetwork
 from .protocol import LineLoggerFactory
 from .recorder import Recorder
 from .records import FORMATTERS
 from .sinks import FileSink, IRecordSink, StreamSink
+from .writer import ThreadWriter
 
 DEFAULT_PORT = "tcp:1234"
 
@@ -65,7 +68,19 @@ def wholeNumber(option: str, value: object, minimum: int = 1) -> int:
     return number
 
 
-def positiveNumber(option: str, value: object) -> float:
+def fsyncSetting(value: str) -> Optional[float]:
+    """
+    Parse C{--fsync}: C{never} (C{None}), C{always} (0), or milliseconds
+    between syncs (in seconds).
+    """
+    if value == "never":
+        return None
+    if value == "always":
+        return 0.0
+    return positiveNumber("fsync", value, "never, always, or a number of milliseconds") / 1000
+
+
+def positiveNumber(option: str, value: object, expected: str = "a number greater than 0") -> float:
     """
     Parse the value of C{--option} as a number greater than 0.
 
@@ -76,8 +91,15 @@ def positiveNumber(option: str, value: object) -> float:
     except ValueError:
         number = 0.0
     if not 0 < number < float("inf"):
-        raise usage.UsageError(f"--{option} takes a number greater than 0, not {value!r}")
+        raise usage.UsageError(f"--{option} takes {expected}, not {value!r}")
     return number
+
+
+def nonNegativeNumber(option: str, value: object) -> float:
+    """
+    Parse the value of C{--option} as a number of at least 0 (0: off).
+    """
+    return 0.0 if str(value).strip() in ("0", "0.0") else positiveNumber(option, value, "0 or a positive number")
 
 
 class Options(usage.Options):
@@ -104,6 +126,14 @@ class Options(usage.Options):
             "(tcp, tcp6, unix, ssl) and do not say backlog= themselves; Linux caps it at net.core.somaxconn.",
         ],
         ["long-lines", None, "split", "What to do with a longer line: split, truncate or close."],
+        ["max-connections", None, 10000, "The most connections open at once; 0 for no limit."],
+        ["max-per-ip", None, 0, "The most connections open at once from one IP address; 0 for no limit."],
+        ["idle-timeout", None, "0", "Close a connection that sends nothing for this many seconds; 0 for never."],
+        ["max-rate", None, "0", "Lines per second one connection may send before reading from it pauses; 0: any."],
+        ["buffer", None, 8 * 1024 * 1024, "Bytes of records that may wait for the output before input pauses."],
+        ["fsync", None, "never", "fsync the output: never, always, or at most every N milliseconds."],
+        ["rotate-size", None, 0, "Rotate --output FILE when it reaches this many bytes; 0 for never."],
+        ["rotate-keep", None, 0, "How many rotated files (FILE.1, FILE.2...) to keep; 0 for all."],
         [
             "drain-timeout",
             None,
@@ -118,6 +148,7 @@ class Options(usage.Options):
 
     optFlags = [
         ["chat", None, "Chat mode: relay each line to the others in the sender's room (and record it)."],
+        ["ack", None, "Tell each client 'ok N' once N of its lines are written (and synced, with --fsync)."],
     ]
 
     compData = usage.Completions(
@@ -131,6 +162,18 @@ class Options(usage.Options):
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["port"] = []
+        self["allow"] = []
+
+    def opt_allow(self, value: str) -> None:
+        """
+        Accept connections only from this network (CIDR, e.g. 10.0.0.0/8,
+        or one address).  Repeat for several.  Default: from everywhere.
+        UNIX-socket clients are always accepted.
+        """
+        try:
+            self["allow"].append(parseNetwork(value))
+        except ValueError:
+            raise usage.UsageError(f"--allow takes a network such as 10.0.0.0/8 or ::1, not {value!r}") from None
 
     def opt_port(self, value: str) -> None:
         """
@@ -148,11 +191,17 @@ class Options(usage.Options):
         """
         if not self["port"]:
             self["port"] = [DEFAULT_PORT]
-        for name in ("max-line-length", "flood-burst", "sendq", "backlog"):
+        for name in ("max-line-length", "flood-burst", "sendq", "backlog", "buffer"):
             self[name] = wholeNumber(name, self[name])
-        self["history"] = wholeNumber("history", self["history"], minimum=0)
+        for name in ("history", "max-connections", "max-per-ip", "rotate-size", "rotate-keep"):
+            self[name] = wholeNumber(name, self[name], minimum=0)
         self["flood-rate"] = positiveNumber("flood-rate", self["flood-rate"])
         self["drain-timeout"] = positiveNumber("drain-timeout", self["drain-timeout"])
+        for name in ("idle-timeout", "max-rate"):
+            self[name] = nonNegativeNumber(name, self[name])
+        self["fsync"] = fsyncSetting(self["fsync"])
+        if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
+            raise usage.UsageError("--rotate-size and --rotate-keep need --output FILE")
         if self["format"] not in FORMATTERS:
             raise usage.UsageError(f"--format must be one of: {', '.join(sorted(FORMATTERS))}")
         try:
@@ -168,13 +217,14 @@ class Options(usage.Options):
             )
 
 
-def openSink(output: str) -> IRecordSink:
+def openSink(options: Options) -> IRecordSink:
     """
     Open the sink that C{--output} names.
     """
+    output = options["output"]
     if output == "-":
         return StreamSink(sys.stdout.buffer)
-    return FileSink(output)
+    return FileSink(output, rotateSize=options["rotate-size"] or None, rotateKeep=options["rotate-keep"] or None)
 
 
 class LineLoggerService(MultiService):
@@ -186,12 +236,38 @@ class LineLoggerService(MultiService):
     reports the error itself, through its start-up pipe, so there the
     error is passed on unchanged.)
 
+    SIGHUP makes the recorder reopen its output (after C{logrotate} moved
+    it), instead of killing the process as it would by default.
+
     @ivar daemon: whether twistd is daemonizing.
+    @ivar recorder: the recorder whose output SIGHUP reopens.
     """
 
-    def __init__(self, daemon: bool = False) -> None:
+    def __init__(self, recorder: Recorder, reactor: Any, daemon: bool = False) -> None:
         MultiService.__init__(self)
+        self.recorder = recorder
+        self.reactor = reactor
         self.daemon = daemon
+        self._previousHandler: Any = None
+
+    def startService(self) -> None:
+        """
+        Start, and handle SIGHUP.
+        """
+        MultiService.startService(self)
+        self._previousHandler = signal.signal(signal.SIGHUP, self._hangup)
+
+    def _hangup(self, signum: int, frame: object) -> None:
+        self.reactor.callFromThread(self.recorder.reopen)
+
+    def stopService(self) -> Any:
+        """
+        Stop, and give SIGHUP back.
+        """
+        if self._previousHandler is not None:
+            signal.signal(signal.SIGHUP, self._previousHandler)
+            self._previousHandler = None
+        return MultiService.stopService(self)
 
     def privilegedStartService(self) -> None:
         """
@@ -220,17 +296,31 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         from twisted.internet import reactor as _reactor
 
         reactor = _reactor
+    assert reactor is not None
     try:
-        sink = openSink(options["output"])
+        sink = openSink(options)
     except OSError as e:
         raise SystemExit(f"linelogger: cannot open --output {options['output']}: {e.strerror}") from None
-    recorder = Recorder(sink, reactor, format=options["format"])
-    hub = Hub(recorder)
+    recorder = Recorder(
+        sink,
+        reactor,
+        format=options["format"],
+        writer=ThreadWriter(reactor),  # type: ignore[arg-type]
+        bufferBytes=options["buffer"],
+        fsync=options["fsync"],
+        acks=options["ack"],
+    )
+    limits = ConnectionLimits(options["max-connections"], options["max-per-ip"], options["allow"])
+    hub = Hub(recorder, limits)
     greeting = options["greeting"]
     settings = dict(
         maxLineLength=options["max-line-length"],
         longLines=options["long-lines"],
         greeting=greeting.encode("utf-8") if greeting is not None else None,
+        idleTimeout=options["idle-timeout"],
+        maxRate=options["max-rate"],
+        acks=options["ack"],
+        clock=reactor,
     )
     factory: LineLoggerFactory
     if options["chat"]:
@@ -244,7 +334,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         factory = ChatFactory(hub, chat, **settings)
     else:
         factory = LineLoggerFactory(hub, **settings)
-    top = LineLoggerService(daemon=options.get("daemon", False))
+    top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
     HubService(hub, reactor, drainTimeout=options["drain-timeout"]).setServiceParent(top)
     ports: List[str] = options["port"]
     for description in ports:

@@ -26,8 +26,11 @@ class MemorySink:
     def __init__(self) -> None:
         self.writes: List[bytes] = []
         self.failWith: Optional[int] = None
+        self.failSyncWith: Optional[int] = None
         self.acceptOnly: Optional[int] = None
         self.closed = False
+        self.syncs = 0
+        self.reopens = 0
 
     @property
     def data(self) -> bytes:
@@ -47,6 +50,20 @@ class MemorySink:
             data, self.acceptOnly = data[: self.acceptOnly], None
         self.writes.append(data)
         return len(data)
+
+    def sync(self) -> None:
+        """
+        Count a sync, or fail as told.
+        """
+        if self.failSyncWith is not None:
+            raise OSError(self.failSyncWith, "injected sync failure")
+        self.syncs += 1
+
+    def reopen(self) -> None:
+        """
+        Count a reopen.
+        """
+        self.reopens += 1
 
     def close(self) -> None:
         """

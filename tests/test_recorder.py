@@ -1,19 +1,63 @@
 """
-Tests for L{logger_service.recorder}.
+Tests for L{logger_service.recorder} and L{logger_service.writer}.
 """
 
 from __future__ import annotations
 
+import threading
+from typing import Any, Callable, Dict, List, Tuple
+
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from logger_service.recorder import Recorder
 from logger_service.records import RecordContext
+from logger_service.writer import IWriter, ThreadWriter
 
 from .memory import ENOSPC, MemorySink
 
 CONTEXT = RecordContext("10.0.0.1:4000", 7)
+OTHER = RecordContext("10.0.0.2:4000", 8)
+
+
+def payloads(sink: MemorySink) -> List[bytes]:
+    return [line.split(b" ", 2)[2] for line in sink.data.splitlines()]
+
+
+@implementer(IWriter)
+class ManualWriter:
+    """
+    A writer whose operations run only when the test says: a stand-in for a
+    slow disk or a stalled pipe.
+    """
+
+    def __init__(self) -> None:
+        self.queue: List[Tuple[Deferred[Any], Callable[..., Any], Tuple[Any, ...]]] = []
+        self.stopped = False
+
+    def run(self, operation: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.queue.append((d, operation, args))
+        return d
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def step(self) -> None:
+        """
+        Run the oldest queued operation.
+        """
+        d, operation, args = self.queue.pop(0)
+        try:
+            result = operation(*args)
+        except BaseException:
+            d.errback(Failure())
+        else:
+            d.callback(result)
 
 
 class BatchingTests(SynchronousTestCase):
@@ -84,26 +128,80 @@ class BatchingTests(SynchronousTestCase):
             b'{"time":"2023-11-14T22:13:20.250000Z","peer":"10.0.0.1:4000","conn":7,"line":"hi"}\n',
         )
 
+    def test_batchesGrowWhileWriting(self) -> None:
+        """
+        While a write is under way, records pile up; when it ends they all
+        go out in the next write, at once.
+        """
+        writer = ManualWriter()
+        recorder = Recorder(self.sink, self.clock, writer=writer, flushBytes=10)
+        recorder.record(CONTEXT, [b"first batch"])
+        self.assertEqual(len(writer.queue), 1)
+        for i in range(5):
+            recorder.record(CONTEXT, [b"waiting %d" % i])
+        self.assertEqual(len(writer.queue), 1, "one write at a time")
+        writer.step()
+        self.assertEqual(len(writer.queue), 1, "the next write starts as soon as the first ends")
+        writer.step()
+        self.assertEqual(len(self.sink.writes), 2)
+        self.assertEqual(payloads(self.sink), [b"first batch"] + [b"waiting %d" % i for i in range(5)])
+
+
+class PressureTests(SynchronousTestCase):
+    """
+    Past C{bufferBytes} the recorder asks for input to pause, and to resume
+    at half.
+    """
+
+    def test_pauseAndResume(self) -> None:
+        """
+        A stalled output makes records pile up to the buffer: input pauses;
+        once it drains, input resumes; nothing is lost or doubled.
+        """
+        clock = Clock()
+        sink = MemorySink()
+        writer = ManualWriter()
+        recorder = Recorder(sink, clock, writer=writer, flushBytes=100, bufferBytes=1000)
+        calls: List[bool] = []
+        recorder.onPressure = calls.append
+        sent = 0
+        with capturedLogs():
+            while not calls:
+                recorder.record(CONTEXT, [b"%04d %s" % (sent, b"x" * 60)])
+                sent += 1
+            self.assertEqual(calls, [True])
+            self.assertGreater(recorder.pendingBytes, 1000)
+            self.assertLess(recorder.pendingBytes, 1200, "paused as soon as the buffer was passed")
+            while writer.queue:
+                writer.step()
+        self.assertEqual(calls, [True, False])
+        self.assertEqual([p[:4] for p in payloads(sink)], [b"%04d" % i for i in range(sent)])
+
 
 class FailureTests(SynchronousTestCase):
     """
-    A failed write loses nothing, is logged once, and is retried.
+    A failed write loses nothing, is logged once, and is retried; input
+    pauses meanwhile.
     """
 
     def setUp(self) -> None:
         self.clock = Clock()
         self.sink = MemorySink()
         self.recorder = Recorder(self.sink, self.clock, flushInterval=0.05)
+        self.pressure: List[bool] = []
+        self.recorder.onPressure = self.pressure.append
 
     def test_retryAfterError(self) -> None:
         """
         After an error every record is still written, once, in order, when
-        the sink works again; the error is logged once per episode.
+        the sink works again; the error is logged once per episode, input
+        pauses while it lasts.
         """
         self.sink.failWith = ENOSPC
         with capturedLogs() as events:
             self.recorder.record(CONTEXT, [b"a", b"b"])
             self.clock.advance(0.05)
+            self.assertEqual(self.pressure, [True])
             self.recorder.record(CONTEXT, [b"c"])
             for _ in range(3):
                 self.clock.advance(self.recorder.retryInterval)
@@ -111,12 +209,25 @@ class FailureTests(SynchronousTestCase):
             self.assertEqual(self.recorder.writeErrors, 4)
             self.sink.failWith = None
             self.clock.advance(self.recorder.retryInterval)
-        payloads = [line.split(b" ", 2)[2] for line in self.sink.data.splitlines()]
-        self.assertEqual(payloads, [b"a", b"b", b"c"])
+        self.assertEqual(payloads(self.sink), [b"a", b"b", b"c"])
         errors = [e for e in events if e["log_level"] == LogLevel.error]
         self.assertEqual(len(errors), 1)
         self.assertIn("injected failure", str(errors[0]["error"]))
         self.assertEqual(self.recorder.recordsWritten, 3)
+        self.assertEqual(self.pressure, [True, False])
+
+    def test_noTightRetryLoop(self) -> None:
+        """
+        While failing, new records do not trigger writes: only the retry
+        timer does.
+        """
+        self.sink.failWith = ENOSPC
+        self.recorder.flushBytes = 1
+        with capturedLogs():
+            self.recorder.record(CONTEXT, [b"a"])
+            for _ in range(10):
+                self.recorder.record(CONTEXT, [b"more"])
+        self.assertEqual(self.recorder.writeErrors, 1)
 
     def test_shortWriteKeepsRest(self) -> None:
         """
@@ -127,19 +238,187 @@ class FailureTests(SynchronousTestCase):
         expected = b"".join(self.recorder._pending)
         self.sink.acceptOnly = 10
         with capturedLogs():
-            self.assertFalse(self.recorder.flush())
-        self.assertTrue(self.recorder.flush())
+            self.recorder.flush()
+            self.assertEqual(len(self.sink.data), 10)
+            self.clock.advance(self.recorder.retryInterval)
         self.assertEqual(self.sink.data, expected)
         self.assertEqual(self.recorder.recordsWritten, 2)
 
-    def test_closeReportsLoss(self) -> None:
+    def test_closeGivesUp(self) -> None:
         """
-        Closing while the sink still fails says so, and closes the sink.
+        Closing while the sink still fails waits for the timeout, then says
+        how much is lost.
         """
         self.recorder.record(CONTEXT, [b"a"])
         self.sink.failWith = ENOSPC
         with capturedLogs() as events:
-            self.assertFalse(self.recorder.close())
-        self.assertTrue(self.sink.closed)
+            closed = self.recorder.close(timeout=3)
+            self.clock.advance(2.5)
+            self.assertNoResult(closed)
+            self.clock.advance(0.5)
+        self.assertFalse(self.successResultOf(closed))
         self.assertTrue(any("unwritten" in e["log_format"] for e in events))
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_closeWritesEverything(self) -> None:
+        """
+        Closing writes what is pending, closes the sink, and fires True.
+        """
+        self.recorder.record(CONTEXT, [b"a"])
+        closed = self.recorder.close()
+        self.assertTrue(self.successResultOf(closed))
+        self.assertEqual(payloads(self.sink), [b"a"])
+        self.assertTrue(self.sink.closed)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class DurabilityTests(SynchronousTestCase):
+    """
+    C{fsync} and acknowledgements.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.sink = MemorySink()
+        self.acks: List[Dict[int, int]] = []
+
+    def make(self, **kwargs: Any) -> Recorder:
+        recorder = Recorder(self.sink, self.clock, acks=True, flushInterval=0.05, **kwargs)
+        recorder.onDurable = self.acks.append
+        return recorder
+
+    def test_acksAfterWrite(self) -> None:
+        """
+        Without fsync, lines are acknowledged per connection once written,
+        once per batch.
+        """
+        recorder = self.make()
+        recorder.record(CONTEXT, [b"a", b"b"])
+        recorder.record(OTHER, [b"c"])
+        recorder.record(CONTEXT, [b"d"])
+        self.assertEqual(self.acks, [])
+        self.clock.advance(0.05)
+        self.assertEqual(self.acks, [{7: 3, 8: 1}])
+        self.assertEqual(self.sink.syncs, 0)
+
+    def test_fsyncAlways(self) -> None:
+        """
+        With C{fsync=0}, each write is synced before its lines are
+        acknowledged.
+        """
+        recorder = self.make(fsync=0)
+        recorder.record(CONTEXT, [b"a"])
+        self.clock.advance(0.05)
+        recorder.record(CONTEXT, [b"b"])
+        self.clock.advance(0.05)
+        self.assertEqual(self.sink.syncs, 2)
+        self.assertEqual(self.acks, [{7: 1}, {7: 1}])
+        self.assertEqual(recorder.syncs, 2)
+
+    def test_groupCommit(self) -> None:
+        """
+        With C{fsync=S}, writes are synced at most every S seconds, and acks
+        wait for the sync that covers them.
+        """
+        recorder = self.make(fsync=1.0)
+        recorder.record(CONTEXT, [b"a"])
+        self.clock.advance(0.05)
+        self.assertEqual(self.sink.syncs, 1, "the first sync is due at once")
+        self.assertEqual(self.acks, [{7: 1}])
+        for _ in range(5):
+            recorder.record(CONTEXT, [b"x"])
+            self.clock.advance(0.1)
+        self.assertEqual(len(self.sink.writes), 6)
+        self.assertEqual(self.sink.syncs, 1, "no second sync within the second")
+        self.assertEqual(self.acks, [{7: 1}])
+        self.clock.advance(0.45)
+        self.assertEqual(self.sink.syncs, 1)
+        self.clock.advance(0.1)
+        self.assertEqual(self.sink.syncs, 2)
+        self.assertEqual(self.acks, [{7: 1}, {7: 5}])
+
+    def test_syncFailure(self) -> None:
+        """
+        A failed fsync is retried, and its lines acknowledged only after it
+        succeeds.
+        """
+        recorder = self.make(fsync=0)
+        self.sink.failSyncWith = ENOSPC
+        with capturedLogs():
+            recorder.record(CONTEXT, [b"a"])
+            self.clock.advance(0.05)
+            self.assertEqual(self.acks, [])
+            self.assertEqual(recorder.writeErrors, 1)
+            self.sink.failSyncWith = None
+            self.clock.advance(recorder.retryInterval)
+        self.assertEqual(self.acks, [{7: 1}])
+        self.assertEqual(payloads(self.sink), [b"a"], "the write was not repeated")
+
+    def test_closeSyncs(self) -> None:
+        """
+        Closing syncs what is written but unsynced.
+        """
+        recorder = self.make(fsync=10.0)
+        recorder.record(CONTEXT, [b"a"])
+        self.clock.advance(0.05)
+        recorder.record(CONTEXT, [b"b"])
+        self.clock.advance(0.05)
+        self.assertEqual(self.sink.syncs, 1)
+        self.assertTrue(self.successResultOf(recorder.close()))
+        self.assertEqual(self.sink.syncs, 2)
+        self.assertEqual(self.acks, [{7: 1}, {7: 1}])
+
+
+class FakeReactorThreads:
+    """
+    Collects C{callFromThread} calls, to be run in the test's thread.
+    """
+
+    def __init__(self) -> None:
+        self.calls: List[Tuple[Callable[..., Any], Tuple[Any, ...]]] = []
+        self.lock = threading.Lock()
+        self.arrived = threading.Semaphore(0)
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
+        with self.lock:
+            self.calls.append((f, args))
+        self.arrived.release()
+
+    def runOne(self) -> None:
+        if not self.arrived.acquire(timeout=10):
+            raise AssertionError("no result from the writer thread")
+        with self.lock:
+            f, args = self.calls.pop(0)
+        f(*args)
+
+
+class ThreadWriterTests(SynchronousTestCase):
+    """
+    L{ThreadWriter} runs operations in order in another thread and reports
+    back through C{callFromThread}.
+    """
+
+    def test_orderAndResults(self) -> None:
+        """
+        Results and failures come back in submission order, from a thread
+        that is not the caller's.
+        """
+        reactor = FakeReactorThreads()
+        writer = ThreadWriter(reactor)  # type: ignore[arg-type]
+        self.addCleanup(writer.stop)
+        threads: List[str] = []
+        results: List[object] = []
+
+        def op(n: int) -> int:
+            threads.append(threading.current_thread().name)
+            if n == 2:
+                raise OSError("boom")
+            return n * 10
+
+        for n in range(4):
+            writer.run(op, n).addCallbacks(results.append, lambda f: results.append(f.value.args[0]))
+        for _ in range(4):
+            reactor.runOne()
+        self.assertEqual(results, [0, 10, "boom", 30])
+        self.assertEqual(set(threads), {"linelogger-writer"})
+        self.assertNotEqual(threading.current_thread().name, "linelogger-writer")

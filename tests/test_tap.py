@@ -5,6 +5,7 @@ Tests for L{logger_service.tap}: the options and the service they build.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
@@ -14,6 +15,16 @@ from logger_service.framing import LongLines
 from logger_service.hub import HubService
 from logger_service.protocol import LineLoggerFactory
 from logger_service.tap import Options, makeService, withBacklog
+
+
+class Reactor(MemoryReactorClock):
+    """
+    A memory reactor that also takes calls from other threads (the
+    recorder's writer thread), running them on its clock.
+    """
+
+    def callFromThread(self, f: Any, *args: Any) -> None:
+        self.callLater(0, f, *args)
 
 
 def parse(*argv: str, nodaemon: bool = True) -> Options:
@@ -88,7 +99,7 @@ class MakeServiceTests(SynchronousTestCase):
         Every C{--port} is listened on with the same factory.
         """
         path = self.mktemp()
-        reactor = MemoryReactorClock()
+        reactor = Reactor()
         service = makeService(parse("-p", "1234", "-p", "tcp:5678:interface=127.0.0.1", "-o", path), reactor)
         services = list(service)
         self.assertIsInstance(services[0], HubService)
@@ -108,7 +119,7 @@ class MakeServiceTests(SynchronousTestCase):
         C{--backlog} reaches every endpoint that takes one, unless its
         description names its own.
         """
-        reactor = MemoryReactorClock()
+        reactor = Reactor()
         path = os.path.join(os.path.abspath(self.mktemp()) + "-s")
         service = makeService(
             parse("-o", self.mktemp(), "--backlog", "77", "-p", "1", "-p", "tcp:2:backlog=5", "-p", f"unix:{path}"),
@@ -132,7 +143,7 @@ class MakeServiceTests(SynchronousTestCase):
         """
         The factory carries the greeting (as UTF-8) and line limits.
         """
-        reactor = MemoryReactorClock()
+        reactor = Reactor()
         service = makeService(
             parse("-o", self.mktemp(), "--greeting", "Grüß dich", "--max-line-length", "10", "--long-lines", "close"),
             reactor,
@@ -152,5 +163,5 @@ class MakeServiceTests(SynchronousTestCase):
         """
         missing = os.path.join(self.mktemp(), "no", "such", "dir.log")
         with self.assertRaises(SystemExit) as raised:
-            makeService(parse("-o", missing), MemoryReactorClock())
+            makeService(parse("-o", missing), Reactor())
         self.assertIn(missing, str(raised.exception))
