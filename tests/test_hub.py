@@ -11,10 +11,10 @@ from typing import List
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import capturedLogs
+from twisted.logger import Logger, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.hub import Hub, HubService, pendingInput
+from logger_service.hub import Hub, HubService, LogThrottle, pendingInput
 from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
 from logger_service.recorder import Recorder
 
@@ -130,3 +130,61 @@ class DrainTests(SynchronousTestCase):
             self.successResultOf(self.service.stopService())
         self.assertEqual(self.lines(), ["a"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class PressureTests(SynchronousTestCase):
+    """
+    When the output falls behind, the hub pauses every client.
+    """
+
+    def test_pauseAllThenResume(self) -> None:
+        """
+        Pressure pauses open connections and ones that connect meanwhile;
+        relief resumes them all.
+        """
+        clock = Clock()
+        hub = Hub(Recorder(MemorySink(), clock))
+        factory = LineLoggerFactory(hub)
+
+        def connect(port: int) -> StringTransport:
+            transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.7", port))
+            factory.buildProtocol(None).makeConnection(transport)
+            return transport
+
+        with capturedLogs() as events:
+            first = connect(1)
+            hub.recorder.onPressure(True)
+            second = connect(2)
+            self.assertEqual([first.producerState, second.producerState], ["paused", "paused"])
+            hub.recorder.onPressure(False)
+        self.assertEqual([first.producerState, second.producerState], ["producing", "producing"])
+        self.assertTrue(any("pausing input" in e["log_format"] for e in events))
+
+
+class LogThrottleTests(SynchronousTestCase):
+    """
+    A burst of like events is logged once per interval, with a count.
+    """
+
+    def test_throttle(self) -> None:
+        """
+        Within the interval, events are counted, not logged; the next one
+        logged says how many were left out.
+        """
+        clock = Clock()
+        throttle = LogThrottle(Logger(), interval=10, clock=clock)
+        with capturedLogs() as events:
+            for _ in range(5):
+                throttle.warn("k", "refused {n}", n=1)
+            throttle.warn("other", "other key")
+            clock.advance(10)
+            throttle.warn("k", "refused {n}", n=2)
+        self.assertEqual(
+            [e["log_format"] for e in events],
+            [
+                "refused {n}",
+                "other key",
+                "refused {n} ({suppressed} more like it not logged)",
+            ],
+        )
+        self.assertEqual(events[-1]["suppressed"], 4)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.limits import TokenBucket
+from logger_service.limits import ConnectionLimits, TokenBucket, parseNetwork
 
 PROPERTY = settings(max_examples=200, deadline=None)
 
@@ -308,3 +308,57 @@ class BucketPropertyTests(SynchronousTestCase):
                 self.assertEqual(delay, 0)
             else:
                 self.assertTrue(0 < delay <= 1 / rate, (delay, rate))
+
+
+class ChargeTests(SynchronousTestCase):
+    """
+    L{TokenBucket.charge}: spending lines that already arrived.
+    """
+
+    def test_debt(self) -> None:
+        """
+        Within the tokens there is no wait; beyond them the wait is the
+        debt at the rate, and the debt is paid by time.
+        """
+        bucket = TokenBucket(10, 5, now=0)
+        self.assertEqual(bucket.charge(5, 0), 0)
+        self.assertAlmostEqual(bucket.charge(10, 0), 1.0)
+        self.assertEqual(bucket.take(1, 0.5), 0)
+        self.assertEqual(bucket.charge(0, 1.0), 0)
+        self.assertEqual(bucket.take(1, 1.1), 1)
+
+
+class ConnectionLimitsTests(SynchronousTestCase):
+    """
+    L{ConnectionLimits}: who may connect.
+    """
+
+    def test_noLimits(self) -> None:
+        """
+        By default everyone may connect, however many.
+        """
+        self.assertIsNone(ConnectionLimits().refusal("203.0.113.1", 10**6, 10**6))
+
+    def test_order(self) -> None:
+        """
+        The allow list is checked first, then the total, then per address;
+        UNIX clients (no host) pass the allow list and per-address limit.
+        """
+        limits = ConnectionLimits(2, 1, [parseNetwork("10.0.0.0/8"), parseNetwork("::1")])
+        self.assertEqual(limits.refusal("192.0.2.1", 5, 5)[0], "not-allowed")  # type: ignore[index]
+        self.assertEqual(limits.refusal("10.1.2.3", 2, 0)[0], "max-connections")  # type: ignore[index]
+        self.assertEqual(limits.refusal("10.1.2.3", 1, 1)[0], "max-per-ip")  # type: ignore[index]
+        self.assertIsNone(limits.refusal("10.1.2.3", 1, 0))
+        self.assertIsNone(limits.refusal("::1", 0, 0))
+        self.assertIsNone(limits.refusal(None, 1, 1))
+        self.assertIsNone(limits.refusal("::ffff:10.0.0.1", 0, 0), "IPv4-mapped addresses match IPv4 networks")
+        self.assertEqual(limits.refusal("not an address", 0, 0)[0], "not-allowed")  # type: ignore[index]
+
+    def test_parseNetwork(self) -> None:
+        """
+        Networks and single addresses parse; garbage does not.
+        """
+        self.assertEqual(str(parseNetwork("10.1.2.3/8")), "10.0.0.0/8")
+        self.assertEqual(str(parseNetwork("::1")), "::1/128")
+        with self.assertRaises(ValueError):
+            parseNetwork("ten.0.0.0/8")

@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service.framing import LongLines
 from logger_service.hub import Hub
+from logger_service.limits import ConnectionLimits, parseNetwork
 from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
 from logger_service.recorder import Recorder
 
@@ -231,3 +232,165 @@ class LongLineTests(SynchronousTestCase):
         self.assertTrue(got[0]["truncated"])
         self.assertEqual(transport.value(), b"error: line longer than 4 bytes; closing connection\r\n")
         self.assertTrue(transport.disconnecting)
+
+
+def buildWith(**settings: object) -> Tuple[LineLoggerFactory, MemorySink, Clock]:
+    """
+    A factory with extra settings (limits, timeouts, acks) over memory.
+    """
+    clock = Clock()
+    sink = MemorySink()
+    limits = settings.pop("limits", None)
+    hub = Hub(Recorder(sink, clock, format="json"), limits)  # type: ignore[arg-type]
+    factory = LineLoggerFactory(hub, clock=clock, **settings)  # type: ignore[arg-type]
+    return factory, sink, clock
+
+
+class AdmissionTests(SynchronousTestCase):
+    """
+    Refused clients get one line saying why, and are closed.
+    """
+
+    def test_maxPerAddress(self) -> None:
+        """
+        Past C{--max-per-ip}, a client from the same address is refused;
+        one from elsewhere is not; a slot frees when a client leaves.
+        """
+        factory, _, _ = buildWith(limits=ConnectionLimits(maxPerAddress=2))
+        with capturedLogs() as events:
+            first, _ = connect(factory, 1)
+            connect(factory, 2)
+            _, third = connect(factory, 3)
+            self.assertEqual(third.value(), b"error: too many connections from 192.0.2.1 (limit 2)\r\n")
+            self.assertTrue(third.disconnecting)
+            other = factory.buildProtocol(None)
+            otherTransport = StringTransport(peerAddress=IPv4Address("TCP", "198.51.100.9", 9))
+            other.makeConnection(otherTransport)
+            self.assertEqual(otherTransport.value(), b"")
+            first.connectionLost(Failure(ConnectionDone()))
+            _, again = connect(factory, 4)
+            self.assertEqual(again.value(), b"")
+        self.assertEqual(factory.hub.refused, {"max-per-ip": 1})
+        self.assertTrue(any("Refused" in e["log_format"] for e in events))
+
+    def test_maxConnectionsAndAllow(self) -> None:
+        """
+        The total limit and the allow list refuse with their own messages;
+        refused connections are not registered and record nothing.
+        """
+        factory, sink, clock = buildWith(
+            limits=ConnectionLimits(maxConnections=1, allow=[parseNetwork("192.0.2.0/24")])
+        )
+        with capturedLogs():
+            connect(factory, 1)
+            refused, full = connect(factory, 2)
+            stranger = factory.buildProtocol(None)
+            strangerTransport = StringTransport(peerAddress=IPv4Address("TCP", "203.0.113.5", 5))
+            stranger.makeConnection(strangerTransport)
+            refused.dataReceived(b"ignored\n")
+            refused.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(full.value().startswith(b"error: too many connections (limit 1)"))
+        self.assertEqual(strangerTransport.value(), b"error: your address is not allowed to connect\r\n")
+        self.assertEqual(len(factory.hub.connections), 1)
+        self.assertEqual(factory.hub.refused, {"max-connections": 1, "not-allowed": 1})
+        clock.advance(1)
+        self.assertEqual(sink.data, b"")
+
+
+class IdleTimeoutTests(SynchronousTestCase):
+    """
+    C{--idle-timeout} closes silent connections, with a message.
+    """
+
+    def test_idle(self) -> None:
+        """
+        Data keeps a connection open; silence for the timeout closes it.
+        """
+        factory, _, clock = buildWith(idleTimeout=10)
+        with capturedLogs():
+            protocol, transport = connect(factory)
+            clock.advance(9)
+            protocol.dataReceived(b"still here\n")
+            clock.advance(9)
+            self.assertFalse(transport.disconnecting)
+            clock.advance(1)
+        self.assertEqual(transport.value(), b"error: idle for 10 seconds; closing connection\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(factory.hub.idleTimeouts, 1)
+        self.assertEqual(factory.hub.connections, {})
+
+
+class RateTests(SynchronousTestCase):
+    """
+    C{--max-rate} pauses reading; it drops nothing.
+    """
+
+    def test_pauseForDebt(self) -> None:
+        """
+        A chunk beyond the rate is recorded in full, then reading pauses
+        for as long as the excess takes at that rate.
+        """
+        factory, sink, clock = buildWith(maxRate=10)
+        with capturedLogs():
+            protocol, transport = connect(factory)
+        protocol.dataReceived(b"x\n" * 30)
+        self.assertEqual(transport.producerState, "paused")
+        clock.advance(1.9)
+        self.assertEqual(transport.producerState, "paused")
+        clock.advance(0.1)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(len(records(sink)), 30)
+        self.assertEqual(factory.hub.rateDelays, 1)
+
+    def test_pauseReasonsCounted(self) -> None:
+        """
+        Reading resumes only when every reason to pause is gone.
+        """
+        factory, _, _ = buildWith()
+        with capturedLogs():
+            protocol, transport = connect(factory)
+        protocol.pauseReading("rate")
+        protocol.pauseReading("output")
+        protocol.resumeReading("rate")
+        self.assertEqual(transport.producerState, "paused")
+        protocol.resumeReading("output")
+        self.assertEqual(transport.producerState, "producing")
+
+
+class AckTests(SynchronousTestCase):
+    """
+    C{--ack}: clients hear how many of their lines are written.
+    """
+
+    def test_ok(self) -> None:
+        """
+        Each batch written sends each of its connections one C{ok N}, N
+        counting that connection's lines only.
+        """
+        clock = Clock()
+        sink = MemorySink()
+        hub = Hub(Recorder(sink, clock, acks=True))
+        factory = LineLoggerFactory(hub, acks=True, clock=clock)
+        with capturedLogs():
+            a, at = connect(factory, 1)
+            b, bt = connect(factory, 2)
+        a.dataReceived(b"1\n2\n")
+        b.dataReceived(b"x\n")
+        a.dataReceived(b"3\n")
+        self.assertEqual(at.value(), b"")
+        clock.advance(0.1)
+        a.dataReceived(b"4\n")
+        clock.advance(0.1)
+        self.assertEqual(at.value(), b"ok 3\r\nok 4\r\n")
+        self.assertEqual(bt.value(), b"ok 1\r\n")
+
+    def test_noAcksByDefault(self) -> None:
+        """
+        Without C{--ack} nothing is sent back.
+        """
+        factory, _, clock = buildWith()
+        with capturedLogs():
+            protocol, transport = connect(factory)
+        protocol.dataReceived(b"line\n")
+        clock.advance(1)
+        self.assertEqual(transport.value(), b"")
