@@ -43,6 +43,10 @@ class Hub:
     @ivar refused: connections refused, by reason.
     @ivar linesReceived: lines received since start.
     @ivar bytesReceived: bytes received since start.
+    @ivar oversizeLines: lines longer than C{--max-line-length}, on closed
+        connections (open ones keep their own count in their framer).
+    @ivar droppedBytes: bytes C{--long-lines truncate} or C{close} dropped,
+        on closed connections.
     @ivar idleTimeouts: connections closed for being idle.
     @ivar rateDelays: times a connection was paused by C{--max-rate}.
     """
@@ -56,6 +60,8 @@ class Hub:
         self.refused: Dict[str, int] = {}
         self.linesReceived = 0
         self.bytesReceived = 0
+        self.oversizeLines = 0
+        self.droppedBytes = 0
         self.idleTimeouts = 0
         self.rateDelays = 0
         self._perHost: Dict[str, int] = {}

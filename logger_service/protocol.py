@@ -184,6 +184,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         if self._finished:
             return
         self.bytesReceived += len(data)
+        self.factory.hub.bytesReceived += len(data)
         if self.timeOut:
             self.resetTimeout()
         if self.line_mode:
@@ -295,10 +296,14 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             if self._rateCall.active():
                 self._rateCall.cancel()
             self._rateCall = None
-        rest = self.framer.finish()
+        framer = self.framer
+        rest = framer.finish()
         if rest:
             self.linesReceived(rest)
-        self.factory.hub.disconnected(self.context)
+        hub = self.factory.hub
+        hub.oversizeLines += framer.oversizeLines
+        hub.droppedBytes += framer.droppedBytes
+        hub.disconnected(self.context)
         self._drainDone()
         log.info(
             "{peer} disconnected ({lines} lines; {reason})",
