@@ -191,11 +191,11 @@ class ChatProtocol(LineLoggerProtocol):
     member: Optional[Member] = None
     sendQueue: Optional[SendQueue] = None
 
-    def connectionMade(self) -> None:
+    def connectionStarted(self) -> None:
         """
         Record as usual, then join the lobby.
         """
-        LineLoggerProtocol.connectionMade(self)
+        LineLoggerProtocol.connectionStarted(self)
         if self._finished:
             return  # refused
         chat = self.factory.chat

@@ -27,6 +27,15 @@ from .records import RecordContext
 
 log = Logger()
 
+try:
+    # Twisted exports only proxyEndpoint; the wrapper class is how a
+    # protocol can tell that the client's address comes later, in a header.
+    from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper as _ProxyWrapper
+
+    _PROXY_WRAPPERS: tuple = (_ProxyWrapper,)
+except ImportError:  # pragma: no cover
+    _PROXY_WRAPPERS = ()
+
 
 class IConnection(ITCPTransport, IPushProducer, ISystemHandle):
     """
@@ -108,6 +117,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self._drained: Optional[Callable[[int], None]] = None
         self._pausedFor: Set[str] = set()
         self._rate: Optional[TokenBucket] = None
+        self._awaitingProxyHeader = False
         self._rateCall: Optional[IDelayedCall] = None
 
     def callLater(self, period: float, func: Callable[[], Any]) -> IDelayedCall:
@@ -118,9 +128,22 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
 
     def connectionMade(self) -> None:
         """
-        Refuse the client if a limit says so; else register with the hub,
-        greet the client, log the connection.
+        Start the connection; behind a PROXY-protocol listener
+        (C{haproxy:}), wait until the header has said who the client is.
         """
+        if isinstance(self.transport, _PROXY_WRAPPERS):
+            self._awaitingProxyHeader = True
+            if self.factory.idleTimeout:
+                self.setTimeout(self.factory.idleTimeout)
+            return
+        self.connectionStarted()
+
+    def connectionStarted(self) -> None:
+        """
+        The client is known: refuse it if a limit says so; else register
+        with the hub, greet the client, log the connection.
+        """
+        self._awaitingProxyHeader = False
         factory = self.factory
         refusal = factory.hub.admit(self.transport.getPeer())
         if refusal is not None:
@@ -163,6 +186,10 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         Silent for C{--idle-timeout} seconds: say so, and close.
         """
         factory = self.factory
+        if self._finished:
+            # Never started: no PROXY header came.
+            self.transport.loseConnection()
+            return
         factory.hub.idleTimeouts += 1
         log.info("{peer} sent nothing for {timeout}s: closing", peer=self.context.peer, timeout=factory.idleTimeout)
         self.transport.write(b"error: idle for %d seconds; closing connection\r\n" % factory.idleTimeout)
@@ -182,7 +209,11 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         Frame a received chunk and pass its lines on in one batch.
         """
         if self._finished:
-            return
+            if not self._awaitingProxyHeader:
+                return
+            self.connectionStarted()
+            if self._finished:
+                return
         self.bytesReceived += len(data)
         self.factory.hub.bytesReceived += len(data)
         if self.timeOut:
