@@ -56,7 +56,8 @@ from prometheus_client.metrics_core import (
 from twisted.application import strports
 from twisted.application.service import IService
 from twisted.web.http import Request
-from twisted.web.resource import Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
 from .chatservice import ChatService
@@ -191,16 +192,26 @@ def makeRegistry(hub: Hub, chat: Optional[ChatService] = None, process: bool = F
     return registry
 
 
-class MetricsPage(Resource):
+class NotFound(Resource):
+    """
+    A resource with no children: any path below it is 404.
+    """
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """
+        Not found.
+        """
+        return notFound()
+
+
+class MetricsPage(NotFound):
     """
     C{/metrics}: a registry in the Prometheus text format (or OpenMetrics,
     if the scraper asks for it), rendered in the reactor thread.
     """
 
-    isLeaf = True
-
     def __init__(self, registry: CollectorRegistry) -> None:
-        Resource.__init__(self)
+        NotFound.__init__(self)
         self.registry = registry
 
     def render_GET(self, request: Request) -> bytes:
@@ -232,7 +243,7 @@ def metricsSite(registry: CollectorRegistry, reactor: Any = None) -> MetricsSite
     """
     The web site: C{/metrics} and nothing else (404).
     """
-    root = Resource()
+    root = NotFound()
     root.putChild(b"metrics", MetricsPage(registry))
     return MetricsSite(root, reactor=reactor)
 

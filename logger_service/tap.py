@@ -18,6 +18,7 @@ from .chatservice import ChatFactory, ChatService
 from .framing import LongLines
 from .hub import Hub, HubService
 from .limits import ConnectionLimits, parseNetwork
+from .metrics import metricsService
 from .protocol import LineLoggerFactory
 from .recorder import Recorder
 from .records import FORMATTERS
@@ -134,6 +135,12 @@ class Options(usage.Options):
         ["fsync", None, "never", "fsync the output: never, always, or at most every N milliseconds."],
         ["rotate-size", None, 0, "Rotate --output FILE when it reaches this many bytes; 0 for never."],
         ["rotate-keep", None, 0, "How many rotated files (FILE.1, FILE.2...) to keep; 0 for all."],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics at /metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1; default: off.",
+        ],
         [
             "drain-timeout",
             None,
@@ -323,6 +330,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         clock=reactor,
     )
     factory: LineLoggerFactory
+    chat: Optional[ChatService] = None
     if options["chat"]:
         chat = ChatService(
             reactor,
@@ -336,6 +344,10 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         factory = LineLoggerFactory(hub, **settings)
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
     HubService(hub, reactor, drainTimeout=options["drain-timeout"]).setServiceParent(top)
+    if options["metrics"]:
+        # Before the listeners: it stops after them, so metrics stay up while
+        # a shutdown drains.
+        metricsService(options["metrics"], hub, chat, reactor).setServiceParent(top)
     ports: List[str] = options["port"]
     for description in ports:
         description = withBacklog(description, options["backlog"])

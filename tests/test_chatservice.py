@@ -210,7 +210,9 @@ class SlowConsumerTests(ChatTestCase):
         self.received(c)
         protocol = self.factory.hub.connections[1]
         assert isinstance(protocol, ChatProtocol)
-        protocol.sendQueue.pauseProducing()
+        queue = protocol.sendQueue
+        assert queue is not None
+        queue.pauseProducing()
         with capturedLogs() as events:
             for i in range(30):
                 pb.dataReceived(b"message number %02d to fill the queue\n" % i)
@@ -220,7 +222,7 @@ class SlowConsumerTests(ChatTestCase):
         left = [line for line in self.received(c) if "left" in line]
         self.assertEqual(left, ["* guest1 left (not reading: over 1000 bytes unsent)"])
         self.assertTrue(any("not reading" in e["log_format"] or "not reading" in str(e.get("reason")) for e in events))
-        self.assertLessEqual(protocol.sendQueue.size, 1000 + 100)
+        self.assertLessEqual(queue.size, 1000 + 100)
 
 
 class SendQueueTests(SynchronousTestCase):
