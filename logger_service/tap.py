@@ -18,7 +18,6 @@ from .chatservice import ChatFactory, ChatService
 from .framing import LongLines
 from .hub import Hub, HubService
 from .limits import ConnectionLimits, parseNetwork
-from .metrics import metricsService
 from .protocol import LineLoggerFactory
 from .recorder import Recorder
 from .records import FORMATTERS
@@ -345,6 +344,10 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
     HubService(hub, reactor, drainTimeout=options["drain-timeout"]).setServiceParent(top)
     if options["metrics"]:
+        # Imported only when asked for: prometheus_client and twisted.web
+        # cost memory every process would pay.
+        from .metrics import metricsService
+
         # Before the listeners: it stops after them, so metrics stay up while
         # a shutdown drains.
         metricsService(options["metrics"], hub, chat, reactor).setServiceParent(top)

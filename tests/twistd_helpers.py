@@ -26,12 +26,16 @@ holds this file first on C{PYTHONPATH}, so the code under test is this
 checkout's even if the virtualenv's editable install points elsewhere.  Its
 standard output and error (twistd's log, with C{-n}) go to a file in that
 directory rather than a pipe, so a chatty server can never block on a full
-pipe, and the log can be read at any time.
+pipe, and the log can be read at any time.  (A test of C{--output -} may
+ask for its standard output as a pipe; twistd then logs to a C{--logfile}
+in that directory instead.)
 
 Ports are found by binding port 0 on 127.0.0.1 and closing the socket; if
 another process takes the port before twistd does, the start is retried on
-a new port.  Nothing here listens on, or connects to, anything but
-127.0.0.1 and UNIX sockets inside the temporary directory.
+a new port.  twistd is ready once each endpoint accepts a probe connection,
+or, for tests of connection limits that a probe would disturb, once its log
+says each endpoint is listening.  Nothing here listens on, or connects to,
+anything but 127.0.0.1 and UNIX sockets inside the temporary directory.
 
 Every process, socket and directory made here is released by a cleanup
 registered with the test case (C{addCleanup}), whether the test passes,
@@ -143,18 +147,36 @@ class TwistdProcess:
     @ivar process: the L{subprocess.Popen}.
     """
 
-    def __init__(self, args: Sequence[str], workdir: str, logName: str = "twistd.out") -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        workdir: str,
+        logName: str = "twistd.out",
+        stdout: Optional[int] = None,
+        logFiles: Sequence[str] = (),
+    ) -> None:
+        """
+        Start twistd.
+
+        @param stdout: where its standard output goes instead of the log
+            file (e.g. C{subprocess.PIPE}, then read from
+            C{self.process.stdout}); its standard error still goes to the
+            log file.
+        @param logFiles: more files whose content L{log} returns after the
+            log file's, e.g. twistd's C{--logfile}.
+        """
         self.args = list(args)
         self.workdir = workdir
         self.logPath = os.path.join(workdir, logName)
+        self.logFiles = list(logFiles)
         with open(self.logPath, "wb") as logFile:
             self.process = subprocess.Popen(
                 twistdCommand(*self.args),
                 cwd=workdir,
                 env=twistdEnvironment(),
                 stdin=subprocess.DEVNULL,
-                stdout=logFile,
-                stderr=subprocess.STDOUT,
+                stdout=logFile if stdout is None else stdout,
+                stderr=subprocess.STDOUT if stdout is None else logFile,
             )
 
     @property
@@ -166,10 +188,17 @@ class TwistdProcess:
 
     def log(self) -> str:
         """
-        Return everything twistd has written so far.
+        Return everything twistd has written so far (the log file, then
+        any C{logFiles}).
         """
-        with open(self.logPath, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        data = b""
+        for path in [self.logPath, *self.logFiles]:
+            try:
+                with open(path, "rb") as f:
+                    data += f.read()
+            except FileNotFoundError:
+                pass
+        return data.decode("utf-8", "replace")
 
     def running(self) -> bool:
         """
@@ -245,6 +274,8 @@ class TwistdProcess:
                 self.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def runTwistd(
@@ -304,14 +335,27 @@ class LineLogger:
         *options: str,
         tcpPorts: int = 1,
         unixSockets: int = 0,
+        probe: bool = True,
+        twistdOptions: Sequence[str] = (),
+        stdout: Optional[int] = None,
     ) -> None:
         """
         Start twistd and wait until every endpoint accepts connections.
 
         @param options: more C{linelogger} options, e.g. C{"--format",
-            "json"}.
+            "json"}.  A later C{--output} overrides the default file.
         @param tcpPorts: how many TCP ports on 127.0.0.1 to listen on.
         @param unixSockets: how many UNIX sockets to listen on.
+        @param probe: whether readiness is checked by connecting to each
+            endpoint (the server sees a connection with no lines).  If
+            C{False}, readiness is its log's C{starting on} line for each
+            endpoint instead, and the server sees no connection but the
+            test's own: for connection limits and allow lists.
+        @param twistdOptions: more twistd options (before C{linelogger}).
+        @param stdout: where twistd's standard output goes, e.g.
+            C{subprocess.PIPE} for C{--output -} (read it from
+            C{self.twistd.process.stdout}).  twistd's own log then goes to
+            a C{--logfile} in the temporary directory, which L{log} reads.
         """
         self.testCase = testCase
         self.workdir = makeTempDir(testCase)
@@ -329,13 +373,21 @@ class LineLogger:
                 portArgs += ["--port", f"tcp:{port}:interface=127.0.0.1"]
             for path in self.unixPaths:
                 portArgs += ["--port", f"unix:{path}"]
+            twistdArgs = ["-n", "--pidfile=", *twistdOptions]
+            logFiles: List[str] = []
+            if stdout is not None:
+                logFiles.append(os.path.join(self.workdir, f"twistd-{attempt}.log"))
+                twistdArgs.append(f"--logfile={logFiles[0]}")
             self.twistd = TwistdProcess(
-                ["-n", "--pidfile=", "linelogger", *portArgs, "--output", self.outputPath, *options],
+                [*twistdArgs, "linelogger", *portArgs, "--output", self.outputPath, *options],
                 self.workdir,
                 logName=f"twistd-{attempt}.out",
+                stdout=stdout,
+                logFiles=logFiles,
             )
             testCase.addCleanup(self.twistd.cleanup)
-            if self._waitUntilListening():
+            listening = self._waitUntilListening() if probe else self._waitUntilLogged()
+            if listening:
                 break
             log = self.twistd.log()
             if "Address already in use" not in log:
@@ -367,6 +419,33 @@ class LineLogger:
             else:
                 time.sleep(0.02)
         return True
+
+    def _waitUntilLogged(self) -> bool:
+        """
+        Wait until the log says every endpoint is listening (C{... starting
+        on PORT}), without connecting to any.
+
+        @return: C{False} if twistd exited first.
+        """
+        deadline = time.monotonic() + START_TIMEOUT
+        expected = [f" starting on {port}\n" for port in self.ports]
+        expected += [f" starting on {path!r}\n" for path in self.unixPaths]
+        while True:
+            log = self.twistd.log()
+            if all(text in log for text in expected):
+                return True
+            if not self.twistd.running():
+                return False
+            if time.monotonic() > deadline:
+                raise AssertionError(f"twistd did not listen within {START_TIMEOUT}s\n--- twistd log ---\n{log}")
+            time.sleep(0.02)
+
+    @property
+    def pid(self) -> int:
+        """
+        twistd's process id.
+        """
+        return self.twistd.pid
 
     def log(self) -> str:
         """
