@@ -22,6 +22,7 @@ from .protocol import LineLoggerFactory
 from .recorder import Recorder
 from .records import FORMATTERS
 from .sinks import FileSink, IRecordSink, StreamSink
+from .systemd import NotifyService
 from .writer import ThreadWriter
 
 DEFAULT_PORT = "tcp:1234"
@@ -355,4 +356,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     for description in ports:
         description = withBacklog(description, options["backlog"])
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
+    # Last: it starts once every listener is up (READY=1), and stops first
+    # (STOPPING=1).
+    NotifyService(hub, reactor).setServiceParent(top)
     return top
