@@ -170,6 +170,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         if not self._pausedFor:
             self.transport.pauseProducing()
+            # Input waiting unread is not idleness: no idle timeout while
+            # we are the ones not reading.
+            self.setTimeout(None)
         self._pausedFor.add(reason)
 
     def resumeReading(self, reason: str) -> None:
@@ -180,6 +183,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self._pausedFor.discard(reason)
             if not self._pausedFor and not self._finished:
                 self.transport.resumeProducing()
+                if self.factory.idleTimeout:
+                    self.setTimeout(self.factory.idleTimeout)
 
     def timeoutConnection(self) -> None:
         """

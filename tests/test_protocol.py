@@ -394,3 +394,28 @@ class AckTests(SynchronousTestCase):
         protocol.dataReceived(b"line\n")
         clock.advance(1)
         self.assertEqual(transport.value(), b"")
+
+
+class IdleWhilePausedTests(SynchronousTestCase):
+    """
+    A connection we stopped reading is not idle.
+    """
+
+    def test_noTimeoutWhilePaused(self) -> None:
+        """
+        While reading is paused (rate limit, full output), the idle timer
+        stops; it starts again, from zero, when reading resumes.
+        """
+        factory, _, clock = buildWith(idleTimeout=1, maxRate=10)
+        with capturedLogs():
+            protocol, transport = connect(factory)
+            protocol.dataReceived(b"x\n" * 40)
+            self.assertEqual(transport.producerState, "paused")
+            clock.advance(2.9)
+            self.assertFalse(transport.disconnecting, "paused for the rate: not idle")
+            clock.advance(0.1)
+            self.assertEqual(transport.producerState, "producing")
+            clock.advance(0.9)
+            self.assertFalse(transport.disconnecting)
+            clock.advance(0.1)
+        self.assertTrue(transport.disconnecting, "idle for a second of reading")
