@@ -48,6 +48,7 @@ class Hub:
     @ivar droppedBytes: bytes C{--long-lines truncate} or C{close} dropped,
         on closed connections.
     @ivar idleTimeouts: connections closed for being idle.
+    @ivar framingErrors: connections whose octet-counted framing broke.
     @ivar rateDelays: times a connection was paused by C{--max-rate}.
     """
 
@@ -63,6 +64,7 @@ class Hub:
         self.oversizeLines = 0
         self.droppedBytes = 0
         self.idleTimeouts = 0
+        self.framingErrors = 0
         self.rateDelays = 0
         self._perHost: Dict[str, int] = {}
         self._ids = itertools.count(1)

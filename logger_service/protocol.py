@@ -20,10 +20,11 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from .framing import LineFramer, LongLines
+from .framing import LongLines
 from .hub import Hub
 from .limits import TokenBucket
 from .records import RecordContext
+from .syslogframing import FRAMERS, Framer, framingErrors
 
 log = Logger()
 
@@ -57,6 +58,8 @@ class LineLoggerFactory(Factory):
         from it pauses (0: no limit).
     @ivar acks: whether clients are told C{ok N} as their lines are written.
     @ivar clock: the reactor, for timeouts and rates.
+    @ivar framing: how lines end: C{lf}, C{nul}, C{octet} or C{auto} (see
+        L{logger_service.syslogframing}).
     """
 
     noisy = False
@@ -71,6 +74,7 @@ class LineLoggerFactory(Factory):
         maxRate: float = 0,
         acks: bool = False,
         clock: Optional[IReactorTime] = None,
+        framing: str = "lf",
     ) -> None:
         self.hub = hub
         self.maxLineLength = maxLineLength
@@ -79,6 +83,8 @@ class LineLoggerFactory(Factory):
         self.idleTimeout = idleTimeout
         self.maxRate = maxRate
         self.acks = acks
+        self.framing = framing
+        self.makeFramer = FRAMERS[framing]
         if clock is None:
             clock = hub.recorder.clock
         self.clock = clock
@@ -151,7 +157,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self.transport.loseConnection()
             return
         self._finished = False
-        self.framer = LineFramer(factory.maxLineLength, factory.longLines)
+        self.framer: Framer = factory.makeFramer(factory.maxLineLength, factory.longLines)
+        self._framingChecked = factory.framing not in ("octet", "auto")
         self.MAX_LENGTH = factory.maxLineLength
         self.context = factory.hub.connected(self)
         if factory.greeting is not None:
@@ -237,6 +244,15 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self.linesReceived(lines)
         if framer.oversizeLines and not self._warnedLong:
             self._longLine()
+        if not self._framingChecked and framingErrors(framer):
+            self._framingChecked = True
+            self.factory.hub.framingErrors += 1
+            # In auto mode a first line that starts with a digit is expected.
+            emit = log.info if self.factory.framing == "auto" else log.warn
+            emit(
+                "{peer} sent bytes that are not an octet-counted frame: reading LF/NUL-ended lines from here on",
+                peer=self.context.peer,
+            )
 
     def setLineMode(self, extra: bytes = b"") -> None:
         """

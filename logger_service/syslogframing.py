@@ -57,7 +57,8 @@ each frame is C{MSG-LEN SP SYSLOG-MSG}.
       the bad frame: nothing is lost, the bytes are recorded as LF/NUL
       terminated records under the same maximum length and policy, and
       C{framingErrors} becomes 1 so that the protocol can log a warning
-      once.  (rsyslog falls back to LF framing too, though frame by frame.)
+      once.  (rsyslog, too, reads a frame without a valid MSG-LEN as
+      LF-terminated, but decides again at the start of every frame.)
     - At the end of the stream, an incomplete message is recorded as far as
       it arrived, flagged L{PARTIAL} (with L{SPLIT} or L{TRUNCATED} when its
       C{MSG-LEN} is over C{maxLength}); the digits of an incomplete

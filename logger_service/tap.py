@@ -22,6 +22,7 @@ from .protocol import LineLoggerFactory
 from .recorder import Recorder
 from .records import FORMATTERS
 from .sinks import FileSink, IRecordSink, StreamSink
+from .syslogframing import FRAMERS
 from .systemd import NotifyService
 from .writer import ThreadWriter
 
@@ -127,6 +128,13 @@ class Options(usage.Options):
             "(tcp, tcp6, unix, ssl) and do not say backlog= themselves; Linux caps it at net.core.somaxconn.",
         ],
         ["long-lines", None, "split", "What to do with a longer line: split, truncate or close."],
+        [
+            "framing",
+            None,
+            "lf",
+            "How records end: lf (a LF), nul (a NUL or a LF, as Python's SysLogHandler sends), "
+            "octet (RFC 6587 octet counting: LEN SP MSG), or auto (decide per connection from its first byte).",
+        ],
         ["max-connections", None, 10000, "The most connections open at once; 0 for no limit."],
         ["max-per-ip", None, 0, "The most connections open at once from one IP address; 0 for no limit."],
         ["idle-timeout", None, "0", "Close a connection that sends nothing for this many seconds; 0 for never."],
@@ -163,6 +171,7 @@ class Options(usage.Options):
             "output": usage.CompleteFiles(),
             "format": usage.CompleteList(sorted(FORMATTERS)),
             "long-lines": usage.CompleteList([p.value for p in LongLines]),
+            "framing": usage.CompleteList(list(FRAMERS)),
         }
     )
 
@@ -209,6 +218,8 @@ class Options(usage.Options):
         self["fsync"] = fsyncSetting(self["fsync"])
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
             raise usage.UsageError("--rotate-size and --rotate-keep need --output FILE")
+        if self["framing"] not in FRAMERS:
+            raise usage.UsageError(f"--framing must be one of: {', '.join(FRAMERS)}")
         if self["format"] not in FORMATTERS:
             raise usage.UsageError(f"--format must be one of: {', '.join(sorted(FORMATTERS))}")
         try:
@@ -328,6 +339,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         maxRate=options["max-rate"],
         acks=options["ack"],
         clock=reactor,
+        framing=options["framing"],
     )
     factory: LineLoggerFactory
     chat: Optional[ChatService] = None
