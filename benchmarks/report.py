@@ -1,0 +1,473 @@
+"""
+The benchmark report: a markdown file and a PNG chart.
+
+The chart needs matplotlib; without it the markdown is still written, with a
+note saying the chart was skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+Result = Dict[str, Any]
+
+TITLES = {
+    "ingest-small": "ingest-small: {conns:,} connections x {lines:,} lines x {size} bytes",
+    "ingest-many": "ingest-many: {conns:,} connections opened at once x {lines:,} lines x {size} bytes",
+    "idle-10k": "idle-10k: {conns:,} connections held open (then one {size}-byte line on each)",
+    "chat-100": "chat-100: {conns:,} chat clients each sending {lines:,} lines of {size} bytes",
+}
+
+METRIC = {
+    "ingest-small": ("lines_per_s", "lines/s", True),
+    "ingest-many": ("lines_per_s", "lines/s", True),
+    "idle-10k": ("lined_rss_kib", "RSS with all connections open", False),
+    "chat-100": ("deliveries_per_s", "deliveries/s", True),
+}
+
+
+def num(value: Optional[float], digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def mb(kib: Optional[float]) -> str:
+    return "-" if not kib else f"{kib / 1024:,.1f}"
+
+
+def exactly(result: Result) -> str:
+    if result["status"] == "skip":
+        return "skipped"
+    once = result.get("exactly_once")
+    if once is None:
+        return "n/a"
+    return "yes" if once else "**NO**"
+
+
+def ratio(result: Result, base: Optional[Result], workload: str) -> str:
+    """
+    linelogger's figure divided by this server's.
+    """
+    key, _, _ = METRIC[workload]
+    if base is None or result["status"] != "ok" or not result.get(key) or not base.get(key):
+        return "-"
+    if result is base:
+        return "1.00"
+    return f"{base[key] / result[key]:.2f}"
+
+
+def linelogger(results: List[Result]) -> Optional[Result]:
+    return next((r for r in results if r["server"] == "linelogger" and r["status"] == "ok"), None)
+
+
+def conns(result: Result) -> str:
+    ok = result.get("conns_ok")
+    return "-" if ok is None else f"{ok:,}/{result['conns']:,}"
+
+
+def notes(result: Result) -> str:
+    parts = [result.get("note") or ""]
+    if result["status"] != "ok" and result.get("why"):
+        why = str(result["why"]).replace("|", "/")
+        parts.append(f"{result['status'].upper()}: {why[:160]}")
+    return "; ".join(p for p in parts if p)
+
+
+def runsText(result: Result) -> str:
+    """
+    Every run's figure, in thousands, when there were several.
+    """
+    runs = result.get("repeats") or []
+    if len(runs) < 2:
+        return "-"
+    return " / ".join("FAIL" if v is None else f"{v / 1000:,.0f}k" for v in runs)
+
+
+def ingestTable(workload: str, results: List[Result]) -> List[str]:
+    base = linelogger(results)
+    rows = [
+        "| Server | Exactly once | Time (s) | Lines/s | MB/s | Peak RSS (MB) | Conns | Listen drops "
+        "| Server CPU (s) | Generator CPU | Lines/s, all runs | linelogger ÷ this | Notes |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for r in results:
+        drops = (r.get("listen_drops") or {}).get("ListenDrops")
+        genCpu = r.get("gen_cpu_pct")
+        rows.append(
+            f"| {r['label']} | {exactly(r)} | {num(r.get('elapsed_s'), 3)} | {num(r.get('lines_per_s'))} "
+            f"| {num(r.get('mb_per_s'), 1)} | {mb(r.get('peak_rss_kib'))} | {conns(r)} | {num(drops)} "
+            f"| {num(r.get('server_cpu_s'), 2)} | {'-' if genCpu is None else f'{genCpu:.0f}%'} "
+            f"| {runsText(r)} | {ratio(r, base, workload)} | {notes(r)} |"
+        )
+    return rows
+
+
+def idleTable(workload: str, results: List[Result]) -> List[str]:
+    base = linelogger(results)
+    rows = [
+        "| Server | Held, idle | Held, after a line each | RSS, all open (MB) | Peak RSS (MB) | Processes "
+        "| Connect time (s) | Exactly once (1 line each) | linelogger ÷ this | Notes |",
+        "|---|--:|--:|--:|--:|--:|--:|---|--:|---|",
+    ]
+
+    def held(value: Optional[int], total: int) -> str:
+        return "-" if value is None else f"{value:,}/{total:,}"
+
+    for r in results:
+        rows.append(
+            f"| {r['label']} | {held(r.get('held_server'), r['conns'])} | {held(r.get('lined_server'), r['conns'])} "
+            f"| {mb(r.get('lined_rss_kib'))} | {mb(r.get('peak_rss_kib'))} | {num(r.get('peak_procs'))} "
+            f"| {num(r.get('connect_s'), 2)} | {exactly(r)} | {ratio(r, base, workload)} | {notes(r)} |"
+        )
+    return rows
+
+
+def chatTable(workload: str, results: List[Result]) -> List[str]:
+    base = linelogger(results)
+    rows = [
+        "| Server | Exactly once | Deliveries | Time (s) | Deliveries/s | p50 (ms) | p99 (ms) | Peak RSS (MB) "
+        "| Generator CPU | Deliveries/s, all runs | linelogger ÷ this | Notes |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for r in results:
+        genCpu = r.get("gen_cpu_pct")
+        rows.append(
+            f"| {r['label']} | {exactly(r)} | {num(r.get('deliveries'))} | {num(r.get('elapsed_s'), 3)} "
+            f"| {num(r.get('deliveries_per_s'))} | {num(r.get('p50_ms'), 1)} | {num(r.get('p99_ms'), 1)} "
+            f"| {mb(r.get('peak_rss_kib'))} | {'-' if genCpu is None else f'{genCpu:.0f}%'} "
+            f"| {runsText(r)} | {ratio(r, base, workload)} | {notes(r)} |"
+        )
+    return rows
+
+
+TABLES = {"ingest-small": ingestTable, "ingest-many": ingestTable, "idle-10k": idleTable, "chat-100": chatTable}
+
+
+def comparison(workload: str, results: List[Result]) -> Optional[str]:
+    """
+    One sentence: linelogger's figure divided by each other server's.
+    """
+    base = linelogger(results)
+    key, unit, higherBetter = METRIC[workload]
+    if base is None or not base.get(key):
+        return None
+    parts = []
+    for r in results:
+        if r is base or r["server"] == "discard" or r["status"] != "ok" or not r.get(key):
+            continue
+        parts.append(f"{base[key] / r[key]:.2f}× {r['label']}")
+    if not parts:
+        return None
+    better = "higher" if higherBetter else "lower"
+    return (
+        f"linelogger's {unit} divided by each other server's that passed ({better} is better for linelogger): "
+        + ", ".join(parts)
+        + "."
+    )
+
+
+def generatorLines(info: Dict[str, Any], results: List[Result]) -> List[str]:
+    lines = []
+    for workload in ("ingest-small", "ingest-many"):
+        here = [r for r in results if r["workload"] == workload]
+        discard = next((r for r in here if r["server"] == "discard"), None)
+        servers = [r for r in here if r["server"] != "discard" and r.get("lines_per_s")]
+        if discard is None or not discard.get("lines_per_s"):
+            continue
+        text = (
+            f"- {workload}: the generator alone, against the discard server, sent "
+            f"{num(discard['lines_per_s'])} lines/s ({num(discard.get('mb_per_s'), 1)} MB/s)"
+        )
+        if servers:
+            fastest = max(servers, key=lambda r: r["lines_per_s"])
+            text += (
+                f"; the fastest server measured, {fastest['label']}, recorded {num(fastest['lines_per_s'])} "
+                f"lines/s: the generator is {discard['lines_per_s'] / fastest['lines_per_s']:.1f}× faster"
+            )
+        lines.append(text + ".")
+    capacity = info.get("chat_capacity")
+    chats = [r for r in results if r["workload"] == "chat-100" and r.get("deliveries_per_s")]
+    if capacity and capacity.get("rate"):
+        text = (
+            "- chat-100: while the clock runs, the generator's chat clients only keep what they receive, with "
+            "its arrival time, and count line ends; every line is checked after the clock stops. Fed from memory, "
+            f"that bookkeeping takes in {num(capacity['rate'])} deliveries/s (the check afterwards, "
+            f"{num(capacity.get('analyze_rate'))}/s)"
+        )
+        if chats:
+            fastest = max(chats, key=lambda r: r["deliveries_per_s"])
+            text += (
+                f"; the fastest chat server, {fastest['label']}, delivered {num(fastest['deliveries_per_s'])}/s: "
+                f"{capacity['rate'] / fastest['deliveries_per_s']:.1f}× headroom"
+            )
+        lines.append(text + ". The generator's own CPU use during each run is in the tables.")
+    return lines
+
+
+def targets(results: List[Result]) -> List[str]:
+    """
+    linelogger against the targets of issue #4, where this run measured them.
+    """
+
+    def find(workload: str, server: str) -> Optional[Result]:
+        return next((r for r in results if r["workload"] == workload and r["server"] == server), None)
+
+    def verdict(met: bool) -> str:
+        return "**met**" if met else "**not met**"
+
+    out = []
+    for workload in ("ingest-small", "ingest-many"):
+        mine, theirs = find(workload, "linelogger"), find(workload, "rsyslog")
+        if mine is None or theirs is None:
+            continue
+        if mine["status"] == "ok" and theirs["status"] == "ok":
+            factor = mine["lines_per_s"] / theirs["lines_per_s"]
+            out.append(
+                f"- {workload}, at least as fast as rsyslog's imtcp+omfile: {verdict(factor >= 1)} "
+                f"({factor:.2f}× its lines/s)"
+            )
+        else:
+            out.append(
+                f"- {workload}, at least as fast as rsyslog: not measured (linelogger {mine['status']}, "
+                f"rsyslog {theirs['status']})"
+            )
+    mine = find("ingest-many", "linelogger")
+    if mine is not None:
+        met = mine["status"] == "ok" and bool(mine.get("exactly_once")) and mine.get("conns_ok") == mine["conns"]
+        out.append(
+            f"- ingest-many, every one of the {mine['conns']:,} connections accepted and every line recorded: "
+            f"{verdict(met)} ({conns(mine)} connections, exactly once: {exactly(mine)})"
+        )
+    mine = find("idle-10k", "linelogger")
+    if mine is not None:
+        held = mine.get("lined_server")
+        rss = mine.get("lined_rss_kib") or 0
+        out.append(
+            f"- idle-10k, all {mine['conns']:,} connections open: {verdict(held == mine['conns'])} "
+            f"({'-' if held is None else f'{held:,}'} held); resident memory at most 50 MB: "
+            f"{verdict(0 < rss <= 50 * 1024)} ({mb(rss)} MB, MB = 2^20 bytes here)"
+        )
+    mine, theirs = find("chat-100", "linelogger"), find("chat-100", "chatserver")
+    if mine is not None and theirs is not None and mine.get("deliveries_per_s") and theirs.get("deliveries_per_s"):
+        factor = mine["deliveries_per_s"] / theirs["deliveries_per_s"]
+        out.append(
+            f"- chat-100, fan-out at least 2× Twisted's chatserver.py: {verdict(factor >= 2)} "
+            f"({factor:.2f}× its deliveries/s)"
+        )
+    return out
+
+
+def markdown(info: Dict[str, Any], results: List[Result], chartNote: Optional[str]) -> str:
+    m = info["machine"]
+    v = info["versions"]
+    out = [
+        "# linelogger benchmarks",
+        "",
+        f"Generated by the benchmark suite (`benchmarks/`) on {info['date']} in {info['duration_s']:.0f} s"
+        + (" (quick: tiny sizes, not comparable)" if info.get("quick") else "")
+        + ". Command, from the root of the checkout:",
+        "",
+        "```",
+        info["command"],
+        "```",
+        "",
+        "## Machine and versions",
+        "",
+        f"- {m['nproc']} cores: {m['cpu']}; {m['memory']} of memory; Linux {m['kernel']}",
+        f"- Python {v['python']}, Twisted {v['twisted'] or 'not installed'}, "
+        f"rsyslog {v['rsyslog'] or 'not installed (its rows are skipped)'}",
+        f"- open-file limit of the suite: {info['nofile'][0]} (soft), {info['nofile'][1]} (hard); "
+        "the generator and each server raise theirs to what the workload needs",
+        "",
+        "## How it was measured",
+        "",
+        "- Each server runs as a subprocess listening on a free port on 127.0.0.1, one at a time; the load "
+        "generator (`benchmarks/loadgen.py`) is another process: non-blocking sockets on one `selectors` loop.",
+        "- Every line carries a unique id, `cNNNNN-SSSSSS` (connection, sequence number), padded with `x` to the "
+        "line size (LF included; CRLF in chat). After each run the server's output file is read back: every id "
+        "must appear exactly once, intact. Chat clients check that they receive every other client's lines "
+        "exactly once.",
+        "- Ingest: timed from the first connect until the last record is in the output file (the generator "
+        "counts the file's lines as they land). Lines/s and MB/s count payload lines and bytes. ingest-small "
+        "connects its connections one at a time, 2 ms apart, then sends on all of them at once (a burst of "
+        "connects would cost the servers with `listen(5)` a dropped SYN and a 1 s retry: that is what "
+        "ingest-many measures); ingest-many starts all its connects at once; each connection sends its lines, "
+        "half-closes, and reads until the server closes.",
+        f"- Ingest and chat: each server is started afresh and measured {info.get('repeat', 1)} time(s); the "
+        "median run is reported, and every run's figure is listed. A run that fails is reported instead.",
+        "- Memory: the sum of VmRSS over the server's whole process tree, sampled every 50 ms; the peak is "
+        "reported. For the forking server this counts shared pages once per process, an overstatement.",
+        "- Connections held (idle-10k): established connections to the server's port that the server has "
+        "accepted (from /proc/net/tcp): once all 10,000 clients are connected (at most 1,000 connects in "
+        "flight) and the count has stopped growing ('idle'), and again once each client has sent one line "
+        "and its record is in the file (or 15 s went by). 'RSS, all open' is taken then.",
+        "- 'Listen drops' is the kernel's ListenDrops counter during the run (all runs of the machine, so "
+        "approximate): handshakes dropped because the server's listen queue was full. Linux then drops the "
+        "SYN (the client retries 1 s later, then 3 s, ...) or, with SYN cookies on (the default), answers "
+        "it but drops the final ACK: the client believes it is connected and sends, and the server answers "
+        "data it has no connection for with a reset. That is how the servers with small backlogs lose "
+        "whole connections in ingest-many: the client sees 'Connection reset by peer'.",
+        f"- Chat: linelogger runs with `--chat --flood-rate {info['flood']['rate']} --flood-burst "
+        f"{info['flood']['burst']}`, so that flood control is not the bottleneck (its defaults, 2 lines/s "
+        "with bursts of 5, would pace 50 lines over 23 s); its other options keep their defaults, among "
+        "them `--sendq 262144`: a client owed more than that many unsent bytes is disconnected as a slow "
+        "reader (here each client is owed about 400 KB in all). The clients first connect and exchange one hello "
+        "each (a barrier, not timed); then all send their lines at once. Time: from the first line sent to "
+        "the last delivery; latency: from each line's send to its delivery to each other client.",
+        f"- Each server has {info['timeout_s']:.0f} s per workload; one that does not finish is marked FAIL.",
+        "",
+    ]
+    goals = targets(results)
+    if goals:
+        out += ["## linelogger against the targets of issue #4", ""]
+        if info.get("quick"):
+            out += ["(A quick run: tiny sizes, so these say nothing about the targets.)", ""]
+        out += [*goals, ""]
+    gen = generatorLines(info, results)
+    if gen:
+        out += ["## The load generator", "", *gen, ""]
+    for workload, sizes in info["sizes"].items():
+        here = [r for r in results if r["workload"] == workload]
+        if not here:
+            continue
+        out += [f"## {TITLES[workload].format(**sizes)}", "", *TABLES[workload](workload, here), ""]
+        sentence = comparison(workload, here)
+        if sentence:
+            out += [sentence, ""]
+    problems = [r for r in results if r["status"] != "ok"]
+    if problems:
+        out += ["## Failures and skips", ""]
+        for r in problems:
+            out.append(f"- {r['workload']}, {r['label']}: {r['status']}: {r.get('why')}")
+            for line in r.get("server_log") or []:
+                quoted = line.replace("`", "'")
+                out.append(f"  - server log: `{quoted}`")
+        out.append("")
+    out += ["## Chart", ""]
+    out += [chartNote, ""] if chartNote else ["![benchmarks](benchmarks.png)", ""]
+    return "\n".join(out)
+
+
+def axisLabel(x: float, _: object = None) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:g}M"
+    if x >= 1e4:
+        return f"{x / 1e3:g}k"
+    return f"{x:g}"
+
+
+def chart(path: Path, info: Dict[str, Any], results: List[Result]) -> Optional[str]:
+    """
+    Draw the chart; return why it was not drawn, or C{None}.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
+    except ImportError:
+        return "The chart was skipped: matplotlib is not installed (pip install matplotlib)."
+    workloads = [w for w in info["sizes"] if any(r["workload"] == w for r in results)]
+    if not workloads:
+        return "The chart was skipped: nothing was measured."
+    cols = 2 if len(workloads) > 1 else 1
+    rowsN = (len(workloads) + cols - 1) // cols
+    fig, axes = plt.subplots(rowsN, cols, figsize=(7 * cols, 3.6 * rowsN), squeeze=False)
+    for ax in axes.flat[len(workloads) :]:
+        ax.axis("off")
+    for ax, workload in zip(axes.flat, workloads):
+        key, unit, higherBetter = METRIC[workload]
+        here = [r for r in results if r["workload"] == workload and r["status"] != "skip"]
+        labels, values, colors, texts = [], [], [], []
+        for r in here:
+            value = r.get(key) or 0.0
+            if key.endswith("kib"):
+                value /= 1024
+            labels.append(r["label"])
+            values.append(value)
+            ok = r["status"] == "ok"
+            if r["server"] == "linelogger":
+                colors.append("#d62728")
+            elif r["server"] == "discard":
+                colors.append("#7f7f7f")
+            else:
+                colors.append("#1f77b4" if ok else "#bbbbbb")
+            texts.append(f"{value:,.1f}" if value < 100 else f"{value:,.0f}")
+            if not ok:
+                texts[-1] = texts[-1] + " (FAIL)" if value else "FAIL"
+        ys = range(len(labels))
+        ax.barh(list(ys), values, color=colors)
+        ax.set_yticks(list(ys))
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.invert_yaxis()
+        for y, value, text in zip(ys, values, texts):
+            ax.text(value, y, " " + text, va="center", fontsize=7)
+        better = "higher is better" if higherBetter else "lower is better"
+        ax.set_title(f"{workload}: {unit if not key.endswith('kib') else 'RSS (MB), all open'} ({better})", fontsize=9)
+        ax.margins(x=0.25)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.xaxis.set_major_formatter(FuncFormatter(axisLabel))
+    m = info["machine"]
+    fig.suptitle(
+        f"linelogger benchmarks: {m['nproc']} cores, {m['cpu']}; Python {info['versions']['python']}, "
+        f"Twisted {info['versions']['twisted']}" + (" (quick run)" if info.get("quick") else ""),
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def write(out: Path, info: Dict[str, Any], results: List[Result]) -> Tuple[Path, Optional[str]]:
+    """
+    Write C{benchmarks.md} and C{benchmarks.png} into C{out}.
+    """
+    chartNote = chart(out / "benchmarks.png", info, results)
+    path = out / "benchmarks.md"
+    path.write_text(markdown(info, results, chartNote))
+    return path, chartNote
+
+
+def oneLine(r: Result) -> str:
+    """
+    A run, in one line, for the console.
+    """
+    bits = [r["status"].upper()]
+    for key, fmt in (
+        ("elapsed_s", "{:.2f} s"),
+        ("lines_per_s", "{:,.0f} lines/s"),
+        ("deliveries_per_s", "{:,.0f} deliveries/s"),
+        ("p50_ms", "p50 {:.1f} ms"),
+        ("p99_ms", "p99 {:.1f} ms"),
+        ("held_server", "held idle {:,}"),
+        ("lined_server", "held after a line {:,}"),
+        ("lined_rss_kib", "RSS all open {:,.0f} KiB"),
+        ("peak_rss_kib", "peak RSS {:,.0f} KiB"),
+    ):
+        if r.get(key) is not None:
+            bits.append(fmt.format(r[key]))
+    if r.get("exactly_once") is not None:
+        bits.append("exactly once" if r["exactly_once"] else "NOT exactly once")
+    if r.get("why"):
+        bits.append(f"({r['why']})")
+    return ", ".join(bits)
+
+
+def summary(info: Dict[str, Any], results: List[Result]) -> str:
+    """
+    The tables, for the console.
+    """
+    out = []
+    out += generatorLines(info, results)
+    for workload, sizes in info["sizes"].items():
+        here = [r for r in results if r["workload"] == workload]
+        if here:
+            out += ["", TITLES[workload].format(**sizes), *TABLES[workload](workload, here)]
+            sentence = comparison(workload, here)
+            if sentence:
+                out.append(sentence)
+    return "\n".join(out)
