@@ -11,7 +11,7 @@ next chunk received.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Set
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, ISystemHandle, ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
@@ -58,6 +58,8 @@ class LineLoggerFactory(Factory):
         from it pauses (0: no limit).
     @ivar acks: whether clients are told C{ok N} as their lines are written.
     @ivar clock: the reactor, for timeouts and rates.
+    @ivar connectionLog: whether each connection and disconnection is
+        logged.
     @ivar framing: how lines end: C{lf}, C{nul}, C{octet} or C{auto} (see
         L{logger_service.syslogframing}).
     """
@@ -75,6 +77,7 @@ class LineLoggerFactory(Factory):
         acks: bool = False,
         clock: Optional[IReactorTime] = None,
         framing: str = "lf",
+        connectionLog: bool = True,
     ) -> None:
         self.hub = hub
         self.maxLineLength = maxLineLength
@@ -84,6 +87,7 @@ class LineLoggerFactory(Factory):
         self.maxRate = maxRate
         self.acks = acks
         self.framing = framing
+        self.connectionLog = connectionLog
         self.makeFramer = FRAMERS[framing]
         if clock is None:
             clock = hub.recorder.clock
@@ -121,7 +125,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self._warnedLong = False
         self._drainTarget = 0
         self._drained: Optional[Callable[[int], None]] = None
-        self._pausedFor: Set[str] = set()
+        # Reasons reading is paused; a tuple, as a set would cost 216 bytes
+        # on every one of ten thousand idle connections.
+        self._pausedFor: Tuple[str, ...] = ()
         self._rate: Optional[TokenBucket] = None
         self._awaitingProxyHeader = False
         self._rateCall: Optional[IDelayedCall] = None
@@ -159,7 +165,6 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self._finished = False
         self.framer: Framer = factory.makeFramer(factory.maxLineLength, factory.longLines)
         self._framingChecked = factory.framing not in ("octet", "auto")
-        self.MAX_LENGTH = factory.maxLineLength
         self.context = factory.hub.connected(self)
         if factory.greeting is not None:
             self.transport.write(factory.greeting + b"\r\n")
@@ -167,7 +172,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self.setTimeout(factory.idleTimeout)
         if factory.maxRate:
             self._rate = TokenBucket(factory.maxRate, max(1.0, factory.maxRate), factory.clock.seconds())
-        log.info("Got connection from {peer}", peer=self.context.peer, conn=self.context.conn)
+        if factory.connectionLog:
+            log.info("Got connection from {peer}", peer=self.context.peer, conn=self.context.conn)
 
     def pauseReading(self, reason: str) -> None:
         """
@@ -180,14 +186,15 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             # Input waiting unread is not idleness: no idle timeout while
             # we are the ones not reading.
             self.setTimeout(None)
-        self._pausedFor.add(reason)
+        if reason not in self._pausedFor:
+            self._pausedFor += (reason,)
 
     def resumeReading(self, reason: str) -> None:
         """
         C{reason} to stop reading is gone.
         """
         if reason in self._pausedFor:
-            self._pausedFor.discard(reason)
+            self._pausedFor = tuple(r for r in self._pausedFor if r != reason)
             if not self._pausedFor and not self._finished:
                 self.transport.resumeProducing()
                 if self.factory.idleTimeout:
@@ -357,13 +364,14 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         hub.droppedBytes += framer.droppedBytes
         hub.disconnected(self.context)
         self._drainDone()
-        log.info(
-            "{peer} disconnected ({lines} lines; {reason})",
-            peer=self.context.peer,
-            conn=self.context.conn,
-            lines=self.lineCount,
-            reason=reason,
-        )
+        if self.factory.connectionLog:
+            log.info(
+                "{peer} disconnected ({lines} lines; {reason})",
+                peer=self.context.peer,
+                conn=self.context.conn,
+                lines=self.lineCount,
+                reason=reason,
+            )
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:

@@ -419,3 +419,23 @@ class IdleWhilePausedTests(SynchronousTestCase):
             self.assertFalse(transport.disconnecting)
             clock.advance(0.1)
         self.assertTrue(transport.disconnecting, "idle for a second of reading")
+
+
+class ConnectionLogTests(SynchronousTestCase):
+    """
+    C{--no-connection-log} turns off the per-connection log events only.
+    """
+
+    def test_quiet(self) -> None:
+        """
+        No connect or disconnect events; lines are still recorded and
+        warnings still logged.
+        """
+        factory, sink, clock = buildWith(connectionLog=False, maxLineLength=2)
+        with capturedLogs() as events:
+            protocol, _ = connect(factory)
+            protocol.dataReceived(b"abc\n")
+            protocol.connectionLost(Failure(ConnectionDone()))
+        clock.advance(1)
+        self.assertEqual([e["log_format"] for e in events], ["{peer} sent a line longer than {limit} bytes ({policy})"])
+        self.assertEqual([r["line"] for r in records(sink)], ["ab", "c"])
