@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import itertools
 import termios
+import time
 from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
 from twisted.application.service import Service
@@ -176,8 +177,6 @@ class LogThrottle:
     def _now(self) -> float:
         if self.clock is not None:
             return self.clock.seconds()
-        import time
-
         return time.monotonic()
 
     def warn(self, key: str, format: str, **kwargs: object) -> None:

@@ -116,26 +116,34 @@ class Framer(Protocol):
     """
 
     @property
-    def maxLength(self) -> int: ...
+    def maxLength(self) -> int:
+        """The longest record, in bytes."""
 
     @property
-    def policy(self) -> LongLines: ...
+    def policy(self) -> LongLines:
+        """What happens to a longer line or frame."""
 
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """Whether the framer stopped reading (L{LongLines.close})."""
 
     @property
-    def droppedBytes(self) -> int: ...
+    def droppedBytes(self) -> int:
+        """Bytes thrown away under C{truncate} or C{close}."""
 
     @property
-    def oversizeLines(self) -> int: ...
+    def oversizeLines(self) -> int:
+        """Lines or frames longer than C{maxLength}."""
 
     @property
-    def buffered(self) -> int: ...
+    def buffered(self) -> int:
+        """Bytes of an unfinished record held."""
 
-    def feed(self, data: bytes) -> List[bytes]: ...
+    def feed(self, data: bytes) -> List[bytes]:
+        """Add C{data} to the stream; return the records it completed."""
 
-    def finish(self) -> List[bytes]: ...
+    def finish(self) -> List[bytes]:
+        """End the stream; return what is left, flagged partial."""
 
 
 def _checkMaxLength(maxLength: int) -> None:
