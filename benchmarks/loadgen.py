@@ -21,7 +21,12 @@ result.  The spec's C{mode} is one of:
       them all and every client hears every other's hello (a barrier), then
       every client sends C{lines} lines of C{size} bytes (CRLF included) at
       once; every client checks that it receives every other client's lines
-      exactly once, and times each delivery from its send.
+      exactly once, and times each delivery from its send.  With C{rate}
+      (lines per second, per client), paced instead: the C{conns * lines}
+      lines go out one after another on a steady schedule, line C{k} (of
+      client C{k % conns}) at C{k / (conns * rate)} seconds, so that each
+      client sends C{rate} lines/s, staggered; the schedule is kept on a
+      1 ms tick, and how late the generator was against it is reported.
     - C{capacity}: no sockets: how fast the chat receiving code parses
       deliveries, fed from memory.
 
@@ -33,7 +38,9 @@ stuck or dead server ends the run instead of hanging it.
 from __future__ import annotations
 
 import errno
+import gc
 import json
+import operator
 import os
 import re
 import resource
@@ -42,6 +49,7 @@ import socket
 import sys
 import time
 from collections import deque
+from itertools import accumulate, repeat
 from typing import Any, Callable, Deque, Dict, List, Optional, Set
 
 from benchmarks.procinfo import acceptedCount, raiseNofile
@@ -94,6 +102,7 @@ class Conn:
         "shutdownSent",
         "tConnected",
         "sentLines",
+        "sentBytes",
     )
 
     def __init__(self, index: int) -> None:
@@ -107,6 +116,7 @@ class Conn:
         self.shutdownSent = False
         self.tConnected = 0.0
         self.sentLines = 0
+        self.sentBytes = 0
 
 
 class FileCounter:
@@ -162,6 +172,7 @@ class Engine:
         self.stdinBuffer = b""
         self.stdinFd: Optional[int] = None
         self.pace: Optional[Callable[[], bool]] = None
+        self.noDelay = False
 
     def _error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -190,6 +201,8 @@ class Engine:
                 self._fail(conn, f"socket: {e.strerror}")
                 continue
             sock.setblocking(False)
+            if self.noDelay:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             err = sock.connect_ex(self.address)
             if err not in (0, errno.EINPROGRESS):
                 sock.close()
@@ -286,8 +299,9 @@ class Engine:
                 self._close(conn)
                 return
             conn.outOffset += n
+            conn.sentBytes += n
             if self.onSent is not None:
-                self.onSent(conn, conn.outOffset, now)
+                self.onSent(conn, conn.sentBytes, now)
             if conn.outOffset >= len(out):
                 out = conn.out = None
                 conn.outOffset = 0
@@ -319,6 +333,22 @@ class Engine:
                 self._shutdown(conn)
         else:
             self._flush(conn, now)
+        if conn.state == OPEN:
+            self._interest(conn)
+
+    def write(self, conn: Conn, data: bytes) -> None:
+        """
+        Append C{data} to what an open connection has yet to send, and send
+        what the socket takes now.
+        """
+        if conn.state != OPEN or not data:
+            return
+        if conn.out is not None:
+            conn.out = memoryview(bytes(conn.out[conn.outOffset :]) + data)
+        else:
+            conn.out = memoryview(data)
+        conn.outOffset = 0
+        self._flush(conn, time.monotonic())
         if conn.state == OPEN:
             self._interest(conn)
 
@@ -556,10 +586,12 @@ class ChatReceiver:
     What every chat client receives.
 
     While the clock runs, a client only keeps what it receives, with the time
-    each chunk arrived, and counts line ends (in C).  Once the clock has
-    stopped, L{analyze} reads every line back: each id must come exactly once
-    from every other client, and its latency is the arrival time of the chunk
-    that ended it minus the time it was sent.
+    each chunk arrived; its line ends are counted (in C) only once it has
+    received as many bytes as the lines it waits for hold at the least, or
+    once nothing has come for a while.  Once the clock has stopped,
+    L{analyze} reads every line back: each id must come exactly once from
+    every other client, and its latency is the arrival time of the chunk that
+    ended it minus the time it was sent.
     """
 
     def __init__(self, conns: int, lines: int, size: int) -> None:
@@ -567,16 +599,21 @@ class ChatReceiver:
         self.lines = lines
         self.pad = padding(size, b"\r\n")
         self.pattern = re.compile(rb"c(\d{5}-\d{6}) (x*)\r?\n")
+        self.idPattern = re.compile(rb"c(\d{5}-\d{6}) ")
+        self.intact = (b" " + b"x" * self.pad + b"\r\n", b" " + b"x" * self.pad + b"\n")
         self.sendTimes: Dict[bytes, float] = {}
+        self.keys = [[b"%05d-%06d" % (sender, seq) for seq in range(lines)] for sender in range(conns)]
+        self.shortest = size - 1
+        """The fewest bytes a line can arrive in: C{size}, CR dropped."""
         self.names = [b"%05d" % i for i in range(conns)]
         self.hellos: List[Set[int]] = [set() for _ in range(conns)]
         self.partial = [b""] * conns
         self.measuring = False
         self.chunks: List[List[bytes]] = [[] for _ in range(conns)]
-        self.ends: List[List[int]] = [[] for _ in range(conns)]
+        self.counts: List[List[int]] = [[] for _ in range(conns)]
         self.times: List[List[float]] = [[] for _ in range(conns)]
-        self.received = [0] * conns
         self.newlines = [0] * conns
+        self.received = [0] * conns
         self.tLastData = 0.0
         self.latencies: List[float] = []
         self.distinct = 0
@@ -585,18 +622,17 @@ class ChatReceiver:
         self.malformed = 0
         self.other = 0
         self.tLast = 0.0
+        self.exactChecks = 0
 
     def sent(self, sender: int, seq: int, now: float) -> None:
-        self.sendTimes[b"%05d-%06d" % (sender, seq)] = now
+        self.sendTimes[self.keys[sender][seq]] = now
 
     def feed(self, recipient: int, data: bytes, now: float) -> None:
         self.tLastData = now
         if self.measuring:
             self.chunks[recipient].append(data)
-            self.received[recipient] += len(data)
-            self.ends[recipient].append(self.received[recipient])
             self.times[recipient].append(now)
-            self.newlines[recipient] += data.count(b"\n")
+            self.received[recipient] += len(data)
             return
         buffer = self.partial[recipient] + data
         end = buffer.rfind(b"\n") + 1
@@ -619,48 +655,125 @@ class ChatReceiver:
             if rest:
                 self.feed(recipient, rest, now)
 
-    def arrived(self, need: int) -> bool:
-        return all(n >= need for n in self.newlines)
+    def count(self, recipient: int) -> int:
+        """
+        Count the line ends of the chunks not counted yet.
+        """
+        counts = self.counts[recipient]
+        chunks = self.chunks[recipient]
+        if len(counts) < len(chunks):
+            fresh = [chunk.count(b"\n") for chunk in chunks[len(counts) :]]
+            counts.extend(fresh)
+            self.newlines[recipient] += sum(fresh)
+        return self.newlines[recipient]
+
+    def arrived(self, need: int, force: bool = False) -> bool:
+        """
+        Whether every client has received C{need} lines; unless C{force},
+        lines are only counted at a client with bytes enough for them.
+        """
+        least = need * self.shortest
+        for recipient in range(self.conns):
+            if self.newlines[recipient] >= need:
+                continue
+            if not force and self.received[recipient] < least:
+                return False
+            if self.count(recipient) < need:
+                return False
+        return True
 
     def analyze(self) -> None:
+        """
+        Check every recipient's lines and time them; what was received is
+        let go of as it is checked.
+        """
         for recipient in range(self.conns):
+            self.count(recipient)
             data = b"".join(self.chunks[recipient])
-            ends, times = self.ends[recipient], self.times[recipient]
-            me = self.names[recipient]
-            seen: Set[bytes] = set()
-            matched = chunk = 0
-            for m in self.pattern.finditer(data):
-                matched += 1
-                key, x = m.group(1, 2)
-                if len(x) != self.pad:
-                    self.malformed += 1
-                    continue
-                position = m.end() - 1
-                while ends[chunk] <= position:
-                    chunk += 1
-                if key[:5] == me:
-                    self.echoes += 1
-                    continue
-                if key in seen:
-                    self.duplicates += 1
-                    continue
-                sentAt = self.sendTimes.get(key)
-                if sentAt is None:
-                    self.malformed += 1
-                    continue
-                seen.add(key)
-                arrived = times[chunk]
-                self.latencies.append(arrived - sentAt)
-                if arrived > self.tLast:
-                    self.tLast = arrived
-            self.other += data.count(b"\n") - matched
-            self.distinct += len(seen)
+            if not self._analyzeFast(recipient, data):
+                self.exactChecks += 1
+                self._analyzeExact(recipient, data)
+            self.chunks[recipient] = []
+            self.counts[recipient] = []
+            self.times[recipient] = []
+
+    def _analyzeFast(self, recipient: int, data: bytes) -> bool:
+        """
+        The common case, in C loops: every line received is intact, has a
+        known id and comes once.  Then the n-th line ended in the chunk that
+        holds the n-th line end.  Return C{False} (having changed nothing) if
+        anything is off: L{_analyzeExact} then looks at every line.
+        """
+        keys: List[bytes] = self.idPattern.findall(data)
+        lineEnds = data.count(b"\n")
+        if len(keys) != lineEnds or sum(data.count(tail) for tail in self.intact) != lineEnds:
+            return False
+        me = self.names[recipient]
+        arrivals: List[float] = []
+        for t, n in zip(self.times[recipient], self.counts[recipient]):
+            if n:
+                arrivals.extend(repeat(t, n))
+        echoes = data.count(b"c" + me + b"-")
+        if echoes:
+            kept = [(t, key) for t, key in zip(arrivals, keys) if key[:5] != me]
+            arrivals = [t for t, _ in kept]
+            keys = [key for _, key in kept]
+        if len(set(keys)) != len(keys):
+            return False
+        try:
+            sentAt = list(map(self.sendTimes.__getitem__, keys))
+        except KeyError:
+            return False
+        self.latencies.extend(map(operator.sub, arrivals, sentAt))
+        if arrivals and arrivals[-1] > self.tLast:
+            self.tLast = arrivals[-1]
+        self.echoes += echoes
+        self.distinct += len(keys)
+        return True
+
+    def _analyzeExact(self, recipient: int, data: bytes) -> None:
+        """
+        Line by line: tells lost, duplicated, damaged and unknown lines apart.
+        """
+        ends = list(accumulate(map(len, self.chunks[recipient])))
+        times = self.times[recipient]
+        me = self.names[recipient]
+        seen: Set[bytes] = set()
+        matched = chunk = 0
+        for m in self.pattern.finditer(data):
+            matched += 1
+            key, x = m.group(1, 2)
+            if len(x) != self.pad:
+                self.malformed += 1
+                continue
+            position = m.end() - 1
+            while ends[chunk] <= position:
+                chunk += 1
+            if key[:5] == me:
+                self.echoes += 1
+                continue
+            if key in seen:
+                self.duplicates += 1
+                continue
+            sentAt = self.sendTimes.get(key)
+            if sentAt is None:
+                self.malformed += 1
+                continue
+            seen.add(key)
+            arrived = times[chunk]
+            self.latencies.append(arrived - sentAt)
+            if arrived > self.tLast:
+                self.tLast = arrived
+        self.other += data.count(b"\n") - matched
+        self.distinct += len(seen)
 
 
-def percentile(values: List[float], fraction: float) -> Optional[float]:
-    if not values:
+def percentile(ordered: List[float], fraction: float) -> Optional[float]:
+    """
+    The C{fraction} percentile of values already sorted.
+    """
+    if not ordered:
         return None
-    ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
@@ -671,6 +784,9 @@ def chat(spec: Dict[str, Any]) -> Dict[str, Any]:
     engine = Engine(spec["host"], spec["port"])
     receiver = ChatReceiver(conns, lines, size)
     engine.onData = lambda conn, data, now: receiver.feed(conn.index, data, now)
+    # Each line goes out when it is sent, as a person's line would: without
+    # Nagle's algorithm holding it until the server acknowledges the last.
+    engine.noDelay = spec.get("noDelay", True)
     cpu0 = cpuSeconds()
     engine.open(conns, conns)
     result: Dict[str, Any] = {"event": "result", "completed": False}
@@ -698,42 +814,100 @@ def chat(spec: Dict[str, Any]) -> Dict[str, Any]:
         heard = min(len(h) for h in receiver.hellos)
         return fail(f"barrier: some client heard only {heard} of {conns - 1} hellos")
     tBarrier = time.monotonic() - t0
-    payloads = [b"".join(lineFor(c, s, size, b"\r\n") for s in range(lines)) for c in range(conns)]
+    rate: Optional[float] = spec.get("rate")
+    if rate:
+        # Made before the clock starts: one bytes object per line.
+        lineBytes = [[lineFor(c, s, size, b"\r\n") for s in range(lines)] for c in range(conns)]
+        payloads: List[bytes] = []
+    else:
+        lineBytes = []
+        payloads = [b"".join(lineFor(c, s, size, b"\r\n") for s in range(lines)) for c in range(conns)]
 
-    def onSent(conn: Conn, offset: int, now: float) -> None:
-        complete = min(lines, offset // size)
+    def onSent(conn: Conn, sentBytes: int, now: float) -> None:
+        # A line is sent once the kernel has taken its last byte.
+        complete = min(lines, sentBytes // size)
         for seq in range(conn.sentLines, complete):
             receiver.sent(conn.index, seq, now)
         conn.sentLines = complete
 
+    for conn in engine.conns:
+        conn.sentBytes = conn.sentLines = 0
     engine.onSent = onSent
     expected = conns * (conns - 1) * lines
     need = (conns - 1) * lines + (lines if receiver.echoing() else 0)
+    total = conns * lines
+    lags: List[float] = []
+    schedule = {"next": 0}
+    perSecond = conns * rate if rate else 0.0
+
+    def pace(now: float) -> None:
+        # Send every line whose time has come: line k, of client k % conns,
+        # is due at tStart + k / perSecond.
+        k = schedule["next"]
+        due = min(total, int((now - tStart) * perSecond) + 1)
+        if due <= k:
+            return
+        batches: Dict[int, List[bytes]] = {}
+        for j in range(k, due):
+            lags.append(now - tStart - j / perSecond)
+            batches.setdefault(j % conns, []).append(lineBytes[j % conns][j // conns])
+        schedule["next"] = due
+        for c, parts in batches.items():
+            engine.write(engine.conns[c], b"".join(parts))
+
+    # The runner takes the server's CPU time between these two events.
+    emit({"event": "clock", "phase": "start"})
+    # What the clients keep piles up by the million: no cyclic garbage
+    # collector passes over it while the clock runs.
+    gc.disable()
     cpuMeasure = cpuSeconds()
     tStart = time.monotonic()
     receiver.startMeasuring(tStart)
-    for conn in engine.conns:
-        engine.send(conn, payloads[conn.index])
+    if rate:
+        pace(tStart)
+    else:
+        for conn in engine.conns:
+            engine.send(conn, payloads[conn.index])
 
     def over() -> bool:
         # Every delivery is in; or every client was disconnected; or some
         # were, and nothing has come for a second.
-        if receiver.arrived(need) or engine.finished >= conns:
+        if engine.finished >= conns:
             return True
-        return bool(engine.resets or engine.closedByServer) and time.monotonic() - receiver.tLastData > 1.0
+        quiet = time.monotonic() - receiver.tLastData
+        # Lines cut short would never add up to the bytes awaited: count
+        # them all anyway once nothing has come for a moment.
+        if receiver.arrived(need, force=quiet > 0.2 and (not rate or schedule["next"] >= total)):
+            return True
+        return bool(engine.resets or engine.closedByServer) and quiet > 1.0
 
-    engine.run(over, min(deadline, tStart + spec.get("chatTimeout", 60)))
-    arrived = receiver.arrived(need)
+    engine.run(over, min(deadline, tStart + spec.get("chatTimeout", 60)), pace if rate else None, 0.001)
+    arrived = receiver.arrived(need, force=True)
     engine.onSent = None
     cpuMeasured = cpuSeconds() - cpuMeasure
+    gc.enable()
+    emit({"event": "clock", "phase": "stop"})
     # A grace period to catch duplicates, then leave.
     engine.run(lambda: False, min(deadline, time.monotonic() + 0.3))
     engine.closeAll()
     engine.run(lambda: engine.finished >= conns, min(deadline, time.monotonic() + 10))
+    tAnalyze = time.monotonic()
     receiver.analyze()
+    analyzeS = time.monotonic() - tAnalyze
     complete = arrived and receiver.distinct == expected
     elapsed = receiver.tLast - tStart if receiver.tLast else None
     lat = receiver.latencies
+    lat.sort()
+    if rate:
+        lags.sort()
+        result.update(
+            rate=rate,
+            offered_deliveries_per_s=conns * (conns - 1) * rate,
+            schedule_s=(total - 1) / perSecond if total > 1 else 0.0,
+            lines_scheduled=schedule["next"],
+            lag_p99_ms=None if not lags else 1000 * (percentile(lags, 0.99) or 0.0),
+            lag_max_ms=None if not lags else 1000 * lags[-1],
+        )
     result.update(
         completed=complete,
         why=None
@@ -757,10 +931,13 @@ def chat(spec: Dict[str, Any]) -> Dict[str, Any]:
         resets=engine.resets,
         p50_ms=None if not lat else 1000 * (percentile(lat, 0.50) or 0.0),
         p99_ms=None if not lat else 1000 * (percentile(lat, 0.99) or 0.0),
-        max_ms=None if not lat else 1000 * max(lat),
+        max_ms=None if not lat else 1000 * lat[-1],
+        analyze_s=analyzeS,
+        exact_checks=receiver.exactChecks,
         errors=engine.errors,
         gen_cpu_s=cpuMeasured,
         gen_cpu_total_s=cpuSeconds() - cpu0,
+        gen_max_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     )
     return result
 
@@ -789,6 +966,8 @@ def capacity(spec: Dict[str, Any]) -> Dict[str, Any]:
     for recipient, chunks in enumerate(blocks):
         for chunk in chunks:
             receiver.feed(recipient, chunk, 1.0)
+    # The line ends are counted while the clock runs too, once enough came.
+    assert receiver.arrived((conns - 1) * lines)
     elapsed = time.perf_counter() - start
     start = time.perf_counter()
     receiver.analyze()
@@ -801,6 +980,7 @@ def capacity(spec: Dict[str, Any]) -> Dict[str, Any]:
         "elapsed": elapsed,
         "rate": total / elapsed,
         "analyze_rate": total / analyzed,
+        "exact_checks": receiver.exactChecks,
     }
 
 

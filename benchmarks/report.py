@@ -27,6 +27,15 @@ METRIC = {
 }
 
 
+LAG_CAUTION_MS = 2.0
+"""A paced run whose generator fell further behind its schedule than this
+(p99) is reported with a caution: the generator was short of CPU."""
+
+
+def pct(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
 def num(value: Optional[float], digits: int = 0) -> str:
     if value is None:
         return "-"
@@ -127,6 +136,8 @@ def idleTable(workload: str, results: List[Result]) -> List[str]:
 def chatTable(workload: str, results: List[Result]) -> List[str]:
     base = linelogger(results)
     rows = [
+        "Saturated: every client sends all its lines at once.",
+        "",
         "| Server | Exactly once | Deliveries | Time (s) | Deliveries/s | p50 (ms) | p99 (ms) | Peak RSS (MB) "
         "| Generator CPU | Deliveries/s, all runs | linelogger ÷ this | Notes |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
@@ -138,6 +149,47 @@ def chatTable(workload: str, results: List[Result]) -> List[str]:
             f"| {num(r.get('deliveries_per_s'))} | {num(r.get('p50_ms'), 1)} | {num(r.get('p99_ms'), 1)} "
             f"| {mb(r.get('peak_rss_kib'))} | {'-' if genCpu is None else f'{genCpu:.0f}%'} "
             f"| {runsText(r)} | {ratio(r, base, workload)} | {notes(r)} |"
+        )
+    paced = [(r, r["paced"]) for r in results if r.get("paced")]
+    if paced:
+        rows += ["", *pacedTable(paced)]
+    return rows
+
+
+def pacedTable(paced: List[Tuple[Result, Result]]) -> List[str]:
+    """
+    Chat at half load: each server paced at half its own saturated rate.
+    """
+    seconds = next((p.get("schedule_s") for _, p in paced if p.get("schedule_s")), None)
+    rows = [
+        "At half load: each server afresh, its clients paced (each the same steady rate, staggered) to offer half "
+        "the deliveries/s it reached saturated"
+        + (f", for about {seconds:.0f} s" if seconds and seconds >= 1 else "")
+        + ". Latency is from a line's send to its delivery; achieved deliveries/s, over the time from the first "
+        "line sent to the last delivery. 'Schedule lag' is how late the generator sent lines against its "
+        "schedule: more than a couple of ms means the generator itself was short of CPU, and so also read "
+        "late, and the latencies overstate the server's. 'Server CPU' is the server's CPU time "
+        "while the clock ran, as a share of one core; 'Generator CPU', the generator's (the two share "
+        "the machine's cores).",
+        "",
+        "| Server | Exactly once | Offered deliveries/s | Lines/s per client | Lines per client | Deliveries "
+        "| Achieved deliveries/s | p50 (ms) | p99 (ms) | Max (ms) | Schedule lag p99 / max (ms) "
+        "| Peak RSS (MB) | Server CPU | Generator CPU | Notes |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for r, p in paced:
+        if p["status"] == "skip":
+            rows.append(f"| {r['label']} | skipped | - | - | - | - | - | - | - | - | - | - | - | - | {p.get('why')} |")
+            continue
+        genCpu = p.get("gen_cpu_pct")
+        serverCpu = p.get("server_cpu_pct")
+        lag = f"{num(p.get('lag_p99_ms'), 1)} / {num(p.get('lag_max_ms'), 1)}"
+        rows.append(
+            f"| {r['label']} | {exactly(p)} | {num(p.get('offered_deliveries_per_s'))} | {num(p.get('rate'), 1)} "
+            f"| {num(p.get('lines'))} | {num(p.get('deliveries'))} | {num(p.get('deliveries_per_s'))} "
+            f"| {num(p.get('p50_ms'), 2)} | {num(p.get('p99_ms'), 2)} | {num(p.get('max_ms'), 1)} | {lag} "
+            f"| {mb(p.get('peak_rss_kib'))} | {'-' if serverCpu is None else f'{serverCpu:.0f}%'} "
+            f"| {'-' if genCpu is None else f'{genCpu:.0f}%'} | {notes(p)} |"
         )
     return rows
 
@@ -157,6 +209,8 @@ def comparison(workload: str, results: List[Result]) -> Optional[str]:
     for r in results:
         if r is base or r["server"] == "discard" or r["status"] != "ok" or not r.get(key):
             continue
+        if r["server"].startswith("linelogger"):
+            continue  # a variant of linelogger: see the table
         parts.append(f"{base[key] / r[key]:.2f}× {r['label']}")
     if not parts:
         return None
@@ -192,7 +246,8 @@ def generatorLines(info: Dict[str, Any], results: List[Result]) -> List[str]:
     if capacity and capacity.get("rate"):
         text = (
             "- chat-100: while the clock runs, the generator's chat clients only keep what they receive, with "
-            "its arrival time, and count line ends; every line is checked after the clock stops. Fed from memory, "
+            "its arrival time, and count its line ends once enough bytes have come; every line is checked after "
+            "the clock stops. Fed from memory in 64 KB chunks, "
             f"that bookkeeping takes in {num(capacity['rate'])} deliveries/s (the check afterwards, "
             f"{num(capacity.get('analyze_rate'))}/s)"
         )
@@ -200,15 +255,20 @@ def generatorLines(info: Dict[str, Any], results: List[Result]) -> List[str]:
             fastest = max(chats, key=lambda r: r["deliveries_per_s"])
             text += (
                 f"; the fastest chat server, {fastest['label']}, delivered {num(fastest['deliveries_per_s'])}/s: "
-                f"{capacity['rate'] / fastest['deliveries_per_s']:.1f}× headroom"
+                f"{capacity['rate'] / fastest['deliveries_per_s']:.1f}× headroom for the bookkeeping"
             )
-        lines.append(text + ". The generator's own CPU use during each run is in the tables.")
+        lines.append(
+            text + ". Its sockets cost more than that: the generator's own CPU use during each run is in the "
+            "tables. The paced runs cost it most (every line sent on its own, deliveries received in small "
+            "chunks, on the same cores as the server): their schedule lag tells when it fell behind."
+        )
     return lines
 
 
 def targets(results: List[Result]) -> List[str]:
     """
-    linelogger against the targets of issue #4, where this run measured them.
+    linelogger against the targets of issue #4, where this run measured them:
+    with its defaults (the headline), and with --no-connection-log.
     """
 
     def find(workload: str, server: str) -> Optional[Result]:
@@ -217,51 +277,94 @@ def targets(results: List[Result]) -> List[str]:
     def verdict(met: bool) -> str:
         return "**met**" if met else "**not met**"
 
+    variants = [("linelogger", "linelogger (defaults)"), ("linelogger-quiet", "linelogger --no-connection-log")]
     out = []
     for workload in ("ingest-small", "ingest-many"):
-        mine, theirs = find(workload, "linelogger"), find(workload, "rsyslog")
-        if mine is None or theirs is None:
-            continue
-        if mine["status"] == "ok" and theirs["status"] == "ok":
-            factor = mine["lines_per_s"] / theirs["lines_per_s"]
+        theirs = find(workload, "rsyslog")
+        for server, label in variants:
+            mine = find(workload, server)
+            if mine is None or theirs is None:
+                continue
+            if mine["status"] == "ok" and theirs["status"] == "ok":
+                factor = mine["lines_per_s"] / theirs["lines_per_s"]
+                out.append(
+                    f"- {workload}, {label} at least as fast as rsyslog's imtcp+omfile: {verdict(factor >= 1)} "
+                    f"({factor:.2f}× its lines/s: {num(mine['lines_per_s'])} against {num(theirs['lines_per_s'])})"
+                )
+            else:
+                out.append(
+                    f"- {workload}, {label} at least as fast as rsyslog: not measured ({server} {mine['status']}, "
+                    f"rsyslog {theirs['status']})"
+                )
+    for server, label in variants:
+        mine = find("ingest-many", server)
+        if mine is not None:
+            met = mine["status"] == "ok" and bool(mine.get("exactly_once")) and mine.get("conns_ok") == mine["conns"]
             out.append(
-                f"- {workload}, at least as fast as rsyslog's imtcp+omfile: {verdict(factor >= 1)} "
-                f"({factor:.2f}× its lines/s)"
+                f"- ingest-many, {label}: every one of the {mine['conns']:,} connections accepted and every line "
+                f"recorded: {verdict(met)} ({conns(mine)} connections, exactly once: {exactly(mine)})"
+            )
+    for server, label in variants:
+        mine = find("idle-10k", server)
+        if mine is not None:
+            held = mine.get("lined_server")
+            rss = mine.get("lined_rss_kib") or 0
+            out.append(
+                f"- idle-10k, {label}: all {mine['conns']:,} connections open: {verdict(held == mine['conns'])} "
+                f"({'-' if held is None else f'{held:,}'} held); resident memory at most 50 MB: "
+                f"{verdict(0 < rss <= 50 * 1024)} ({mb(rss)} MB, MB = 2^20 bytes here)"
+            )
+    mine, theirs = find("chat-100", "linelogger"), find("chat-100", "chatserver")
+    if mine is not None and theirs is not None:
+        if mine.get("deliveries_per_s") and theirs.get("deliveries_per_s"):
+            factor = mine["deliveries_per_s"] / theirs["deliveries_per_s"]
+            out.append(
+                f"- chat-100, fan-out at least 2× Twisted's chatserver.py: {verdict(factor >= 2)} "
+                f"({factor:.2f}× its deliveries/s: {num(mine['deliveries_per_s'])} against "
+                f"{num(theirs['deliveries_per_s'])})"
             )
         else:
             out.append(
-                f"- {workload}, at least as fast as rsyslog: not measured (linelogger {mine['status']}, "
-                f"rsyslog {theirs['status']})"
+                f"- chat-100, fan-out at least 2× Twisted's chatserver.py: not measured (linelogger "
+                f"{mine['status']}, chatserver.py {theirs['status']})"
             )
-    mine = find("ingest-many", "linelogger")
-    if mine is not None:
-        met = mine["status"] == "ok" and bool(mine.get("exactly_once")) and mine.get("conns_ok") == mine["conns"]
-        out.append(
-            f"- ingest-many, every one of the {mine['conns']:,} connections accepted and every line recorded: "
-            f"{verdict(met)} ({conns(mine)} connections, exactly once: {exactly(mine)})"
-        )
-    mine = find("idle-10k", "linelogger")
-    if mine is not None:
-        held = mine.get("lined_server")
-        rss = mine.get("lined_rss_kib") or 0
-        out.append(
-            f"- idle-10k, all {mine['conns']:,} connections open: {verdict(held == mine['conns'])} "
-            f"({'-' if held is None else f'{held:,}'} held); resident memory at most 50 MB: "
-            f"{verdict(0 < rss <= 50 * 1024)} ({mb(rss)} MB, MB = 2^20 bytes here)"
-        )
-    mine, theirs = find("chat-100", "linelogger"), find("chat-100", "chatserver")
-    if mine is not None and theirs is not None and mine.get("deliveries_per_s") and theirs.get("deliveries_per_s"):
-        factor = mine["deliveries_per_s"] / theirs["deliveries_per_s"]
-        out.append(
-            f"- chat-100, fan-out at least 2× Twisted's chatserver.py: {verdict(factor >= 2)} "
-            f"({factor:.2f}× its deliveries/s)"
-        )
+    paced = (mine or {}).get("paced")
+    if mine is not None and paced:
+        if paced["status"] == "ok" and paced.get("p99_ms") is not None:
+            text = (
+                f"- chat-100 at half load, p99 delivery latency under 20 ms: {verdict(paced['p99_ms'] < 20)} "
+                f"(p99 {paced['p99_ms']:.2f} ms, p50 {paced['p50_ms']:.2f} ms, at "
+                f"{num(paced.get('deliveries_per_s'))} deliveries/s achieved of "
+                f"{num(paced.get('offered_deliveries_per_s'))} offered, half of linelogger's saturated "
+                f"{num(paced.get('saturated_deliveries_per_s'))}; linelogger used "
+                f"{pct(paced.get('server_cpu_pct'))} of a core, the generator {pct(paced.get('gen_cpu_pct'))})"
+            )
+            lag = paced.get("lag_p99_ms") or 0.0
+            if lag > LAG_CAUTION_MS:
+                text += (
+                    f". Caution: the generator ran {lag:.1f} ms behind its schedule at p99: it was short of CPU "
+                    "itself, so it also read late, and part of these latencies is the measurement's"
+                )
+            out.append(text)
+        else:
+            out.append(
+                f"- chat-100 at half load, p99 delivery latency under 20 ms: not measured ({paced['status']}: "
+                f"{paced.get('why')})"
+            )
     return out
 
 
 def markdown(info: Dict[str, Any], results: List[Result], chartNote: Optional[str]) -> str:
     m = info["machine"]
     v = info["versions"]
+    chat = info["sizes"].get("chat-100") or {"conns": 100, "lines": 50, "size": 80}
+    chatConns = chat["conns"]
+    # What one reader is owed by the burst: every other client's lines, each
+    # prefixed by the sender's nickname ('<guestN> ', about 9 bytes).
+    owedBytes = (chat["conns"] - 1) * chat["lines"] * (chat["size"] + 9)
+    owed = (
+        f"{owedBytes / 1000:,.0f} KB ({chat['conns'] - 1} senders × {chat['lines']} lines × ~{chat['size'] + 9} bytes)"
+    )
     out = [
         "# linelogger benchmarks",
         "",
@@ -285,6 +388,19 @@ def markdown(info: Dict[str, Any], results: List[Result], chartNote: Optional[st
         "",
         "- Each server runs as a subprocess listening on a free port on 127.0.0.1, one at a time; the load "
         "generator (`benchmarks/loadgen.py`) is another process: non-blocking sockets on one `selectors` loop.",
+        "- linelogger runs as installed without the tls extra: `twistd -n linelogger ...` started through "
+        "`python -c \"import sys; sys.modules['OpenSSL'] = None; sys.argv[0] = 'twistd'; from "
+        'twisted.scripts.twistd import run; run()"`, so that pyOpenSSL, which this development environment '
+        "has for the TLS tests and which Twisted's reactor would import eagerly (about 13 MB of resident "
+        "memory), is not loaded. Only linelogger's command is started so; the other Twisted servers run as "
+        "they are. `--servers ...,linelogger-openssl` adds a row with pyOpenSSL loaded, as in a development "
+        "checkout"
+        + (" (this run did: see its rows)" if any(r["server"] == "linelogger-openssl" for r in results) else "")
+        + ".",
+        "- The row 'linelogger' is linelogger with its defaults: the headline. 'linelogger --no-connection-log' "
+        "is the same with that option, which turns off the per-connection log events ('Got connection from', "
+        "'disconnected'); through twistd's log observer each costs 50-100 µs, a large share of the time when "
+        "clients connect briefly by the thousand. It is measured on the ingest and idle workloads.",
         "- Every line carries a unique id, `cNNNNN-SSSSSS` (connection, sequence number), padded with `x` to the "
         "line size (LF included; CRLF in chat). After each run the server's output file is read back: every id "
         "must appear exactly once, intact. Chat clients check that they receive every other client's lines "
@@ -310,12 +426,27 @@ def markdown(info: Dict[str, Any], results: List[Result], chartNote: Optional[st
         "data it has no connection for with a reset. That is how the servers with small backlogs lose "
         "whole connections in ingest-many: the client sees 'Connection reset by peer'.",
         f"- Chat: linelogger runs with `--chat --flood-rate {info['flood']['rate']} --flood-burst "
-        f"{info['flood']['burst']}`, so that flood control is not the bottleneck (its defaults, 2 lines/s "
-        "with bursts of 5, would pace 50 lines over 23 s); its other options keep their defaults, among "
-        "them `--sendq 262144`: a client owed more than that many unsent bytes is disconnected as a slow "
-        "reader (here each client is owed about 400 KB in all). The clients first connect and exchange one hello "
-        "each (a barrier, not timed); then all send their lines at once. Time: from the first line sent to "
-        "the last delivery; latency: from each line's send to its delivery to each other client.",
+        f"{info['flood']['burst']} --sendq {info['flood'].get('sendq')}`. The flood options take flood control "
+        "out of the way (its defaults, 2 lines/s with bursts of 5, would pace 50 lines over 23 s). With flood "
+        f"control off, the burst owes each reader about {owed} at once, "
+        "more than the default `--sendq 262144`: a client owed more than that many unsent bytes is "
+        "disconnected as a slow consumer, which linelogger then does, correctly, to clients that are simply "
+        "slower to be scheduled than the rest, and the run fails. That default is meant for flood-controlled "
+        "rooms, where no reader is ever owed that much at once; the benchmark raises it to 8 MiB. Its other "
+        "options keep their defaults. The clients first connect and exchange one hello each (a barrier, not "
+        "timed); then all send their lines at once. Time: from the first line sent to the last delivery; "
+        "latency: from each line's send (when the kernel took its last byte) to its delivery to each other "
+        "client. The generator's chat clients set TCP_NODELAY, so that each line leaves when it is sent, as a "
+        "person's would; the servers keep their own setting (none of the three sets TCP_NODELAY), so what "
+        "Nagle's algorithm does on their side, holding a small write to a client until that client "
+        "acknowledges the last one, is part of their latency.",
+        f"- Chat at half load: after its saturated runs, each chat server is started afresh and its {chatConns} "
+        "clients "
+        "send at a steady rate, the same for every client and staggered between them, chosen so that the "
+        "deliveries offered per second are half the median deliveries/s that same server reached saturated "
+        f"in this run; the run lasts about {info.get('paced_s', 0):g} s (the generator keeps its schedule on a "
+        "1 ms tick, and reports how late it ran). Same checks: every client must receive every other "
+        "client's lines exactly once; p50 and p99 are over every delivery.",
         f"- Each server has {info['timeout_s']:.0f} s per workload; one that does not finish is marked FAIL.",
         "",
     ]
@@ -336,18 +467,57 @@ def markdown(info: Dict[str, Any], results: List[Result], chartNote: Optional[st
         sentence = comparison(workload, here)
         if sentence:
             out += [sentence, ""]
-    problems = [r for r in results if r["status"] != "ok"]
+    problems = [(r, "") for r in results if r["status"] != "ok"]
+    problems += [(r["paced"], " at half load") for r in results if r.get("paced") and r["paced"]["status"] != "ok"]
     if problems:
         out += ["## Failures and skips", ""]
-        for r in problems:
-            out.append(f"- {r['workload']}, {r['label']}: {r['status']}: {r.get('why')}")
+        for r, what in problems:
+            out.append(f"- {r.get('workload', 'chat-100')}{what}, {r.get('label', '')}: {r['status']}: {r.get('why')}")
             for line in r.get("server_log") or []:
                 quoted = line.replace("`", "'")
                 out.append(f"  - server log: `{quoted}`")
         out.append("")
+    logged = logNotes(results)
+    if logged:
+        out += ["## linelogger's own log", "", *logged, ""]
     out += ["## Chart", ""]
     out += [chartNote, ""] if chartNote else ["![benchmarks](benchmarks.png)", ""]
     return "\n".join(out)
+
+
+def logNotes(results: List[Result]) -> List[str]:
+    """
+    What linelogger's log said above 'info', row by row (all repeats).
+    """
+    rows = [(r, "") for r in results] + [(r["paced"], " at half load") for r in results if r.get("paced")]
+    rows = [(r, what) for r, what in rows if "log_notable" in r]
+    if not rows:
+        return []
+    out = [
+        "Every line of linelogger's twistd log (rotated files too) that warns or reports an error, over all "
+        "the runs of each row, numbers shown as N:",
+        "",
+    ]
+    quiet = 0
+    for r, what in rows:
+        seen = r["log_notable"]
+        if not seen:
+            quiet += 1
+            continue
+        kinds = "; ".join(f"`{line.replace('`', chr(39))}` ({n:,}×)" for line, n in sorted(seen.items()))
+        out.append(f"- {r.get('workload')}{what}, {r.get('label')}: {kinds}")
+    if quiet == len(rows):
+        out.append("- nothing, in any run.")
+    elif quiet:
+        out.append(f"- nothing in the {quiet} other rows.")
+    if any("Output is behind" in line for r, _ in rows for line in r["log_notable"]):
+        out += [
+            "",
+            "'Output is behind ... pausing input' is linelogger's backpressure at work, not a fault: more than "
+            "`--buffer` bytes (8 MiB by default) of records were waiting for the writer thread, so it stopped "
+            "reading from its clients until they were written; no line is lost.",
+        ]
+    return out
 
 
 def axisLabel(x: float, _: object = None) -> str:
@@ -370,17 +540,30 @@ def chart(path: Path, info: Dict[str, Any], results: List[Result]) -> Optional[s
         from matplotlib.ticker import FuncFormatter
     except ImportError:
         return "The chart was skipped: matplotlib is not installed (pip install matplotlib)."
-    workloads = [w for w in info["sizes"] if any(r["workload"] == w for r in results)]
-    if not workloads:
-        return "The chart was skipped: nothing was measured."
-    cols = 2 if len(workloads) > 1 else 1
-    rowsN = (len(workloads) + cols - 1) // cols
-    fig, axes = plt.subplots(rowsN, cols, figsize=(7 * cols, 3.6 * rowsN), squeeze=False)
-    for ax in axes.flat[len(workloads) :]:
-        ax.axis("off")
-    for ax, workload in zip(axes.flat, workloads):
-        key, unit, higherBetter = METRIC[workload]
+    panels: List[Tuple[str, List[Result], str]] = []
+    for workload in info["sizes"]:
         here = [r for r in results if r["workload"] == workload and r["status"] != "skip"]
+        if not here:
+            continue
+        key, unit, higherBetter = METRIC[workload]
+        unit = unit if not key.endswith("kib") else "RSS (MB), all open"
+        better = "higher is better" if higherBetter else "lower is better"
+        panels.append((f"{workload}: {unit} ({better})", here, key))
+        paced = [
+            {**r["paced"], "label": r["label"], "server": r["server"]}
+            for r in here
+            if r.get("paced") and r["paced"]["status"] != "skip"
+        ]
+        if paced:
+            panels.append((f"{workload} at half load: p99 latency, ms (lower is better)", paced, "p99_ms"))
+    if not panels:
+        return "The chart was skipped: nothing was measured."
+    cols = 2 if len(panels) > 1 else 1
+    rowsN = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rowsN, cols, figsize=(7 * cols, 3.6 * rowsN), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, (title, here, key) in zip(axes.flat, panels):
         labels, values, colors, texts = [], [], [], []
         for r in here:
             value = r.get(key) or 0.0
@@ -391,6 +574,8 @@ def chart(path: Path, info: Dict[str, Any], results: List[Result]) -> Optional[s
             ok = r["status"] == "ok"
             if r["server"] == "linelogger":
                 colors.append("#d62728")
+            elif r["server"].startswith("linelogger"):
+                colors.append("#f4a3a3" if ok else "#bbbbbb")
             elif r["server"] == "discard":
                 colors.append("#7f7f7f")
             else:
@@ -405,8 +590,7 @@ def chart(path: Path, info: Dict[str, Any], results: List[Result]) -> Optional[s
         ax.invert_yaxis()
         for y, value, text in zip(ys, values, texts):
             ax.text(value, y, " " + text, va="center", fontsize=7)
-        better = "higher is better" if higherBetter else "lower is better"
-        ax.set_title(f"{workload}: {unit if not key.endswith('kib') else 'RSS (MB), all open'} ({better})", fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.margins(x=0.25)
         ax.tick_params(axis="x", labelsize=7)
         ax.xaxis.set_major_formatter(FuncFormatter(axisLabel))
@@ -441,8 +625,10 @@ def oneLine(r: Result) -> str:
         ("elapsed_s", "{:.2f} s"),
         ("lines_per_s", "{:,.0f} lines/s"),
         ("deliveries_per_s", "{:,.0f} deliveries/s"),
+        ("offered_deliveries_per_s", "{:,.0f} deliveries/s offered"),
         ("p50_ms", "p50 {:.1f} ms"),
         ("p99_ms", "p99 {:.1f} ms"),
+        ("lag_p99_ms", "schedule lag p99 {:.1f} ms"),
         ("held_server", "held idle {:,}"),
         ("lined_server", "held after a line {:,}"),
         ("lined_rss_kib", "RSS all open {:,.0f} KiB"),

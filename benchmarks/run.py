@@ -12,14 +12,17 @@ Options:
 
     --quick            tiny sizes (a few connections, a few hundred lines)
     --workloads W,...  ingest-small, ingest-many, idle-10k, chat-100 (default: all)
-    --servers S,...    which servers (default: all); the discard server always
-                       runs on the ingest workloads, as the generator's baseline
+    --servers S,...    which servers (default: all but linelogger-openssl); the
+                       discard server always runs on the ingest workloads, as
+                       the generator's baseline
     --out DIR          where benchmarks.md and benchmarks.png go (default: docs/)
     --json FILE        also write every figure, as JSON
     --timeout S        the longest one server may take on one workload
                        (default: 120, or 30 with --quick)
     --repeat N         run each server N times on the ingest and chat workloads
                        and report the median (default: 3, or 1 with --quick)
+    --paced-seconds S  chat-100 at half load: how long each chat server's paced
+                       run lasts (default: 5, or 0.5 with --quick; 0: none)
     --keep             keep the temporary directory (outputs and server logs)
 
 Workloads (sizes of the full run; --quick shrinks them):
@@ -27,7 +30,9 @@ Workloads (sizes of the full run; --quick shrinks them):
     ingest-small  10 connections x 20,000 lines x 100 bytes
     ingest-many   1,000 connections opened at once x 200 lines x 100 bytes
     idle-10k      10,000 connections held open (then one line on each)
-    chat-100      100 chat clients each sending 50 lines of 80 bytes
+    chat-100      100 chat clients each sending 50 lines of 80 bytes at once
+                  (saturated); then, afresh, the same clients paced so as to
+                  offer half the deliveries/s that server reached saturated
 
 Servers (each a subprocess listening on a free port on 127.0.0.1):
 
@@ -38,7 +43,14 @@ Servers (each a subprocess listening on a free port on 127.0.0.1):
     simplelogger   benchmarks/servers/twisted_simplelogger.py (seed)
     asyncio        benchmarks/servers/asyncio_streams.py
     rsyslog        rsyslogd -n with imtcp and omfile (skipped if not installed)
-    linelogger     twistd -n linelogger (with --chat on chat-100)
+    linelogger     twistd -n linelogger (with --chat on chat-100), as installed
+                   without the tls extra: pyOpenSSL, if this Python has it, is
+                   kept from being imported (Twisted imports it eagerly)
+    linelogger-quiet
+                   the same with --no-connection-log (ingest and idle only)
+    linelogger-openssl
+                   the same as linelogger but with pyOpenSSL importable, as in
+                   a development checkout (ingest and idle; only if asked for)
     chatserver     benchmarks/servers/chatserver.py: Twisted's chatserver.py example
     select-relay   benchmarks/servers/select_relay.py
 
@@ -50,6 +62,11 @@ once, intact; a chat client must receive every other client's lines exactly
 once.  The peak memory is the sum of VmRSS over the server's process tree,
 sampled every 50 ms.  The load generator is L{benchmarks.loadgen}, a separate
 process; its speed against the discard server is printed and reported.
+
+The paced chat run sends each client's lines on a steady schedule (every
+client at the same rate, staggered) so as to offer half the deliveries/s the
+same server reached saturated in this run, for about --paced-seconds; it
+reports the latencies and the deliveries/s achieved.
 
 Only 127.0.0.1 is ever used.  Every run has a timeout; every server is
 stopped (SIGTERM, then SIGKILL to its process group) when its run ends.
@@ -83,6 +100,11 @@ REPO = Path(__file__).resolve().parent.parent
 SERVERS = REPO / "benchmarks" / "servers"
 HOST = "127.0.0.1"
 TWISTD_MAIN = "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"
+TWISTD_NO_TLS = (
+    "import sys; sys.modules['OpenSSL'] = None; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"
+)
+"""twistd, as it runs where linelogger is installed without its tls extra:
+pyOpenSSL cannot be imported (the reactor would import it, for ~13 MB)."""
 ID_PATTERN = re.compile(rb"c(\d{5})-(\d{6}) (x*)")
 
 CONNECT_EVERY = 0.002
@@ -90,6 +112,13 @@ CONNECT_EVERY = 0.002
 
 FLOOD_RATE = 1000000
 FLOOD_BURST = 1000000
+SENDQ = 8388608
+"""linelogger's --sendq in chat: with flood control off, a burst owes each
+reader ~400 KB, over the default 262144 meant for flood-controlled rooms."""
+
+PACED_SECONDS = {"full": 5.0, "quick": 0.5}
+MAX_PACED_LINES = 100000
+"""The most lines a paced chat client sends (the generator keeps them all)."""
 
 WORKLOADS: Dict[str, Dict[str, Dict[str, int]]] = {
     "full": {
@@ -108,7 +137,8 @@ WORKLOADS: Dict[str, Dict[str, Dict[str, int]]] = {
 
 KIND = {"ingest-small": "ingest", "ingest-many": "ingest", "idle-10k": "idle", "chat-100": "chat"}
 
-LOGGERS = ["linelogger", "rsyslog", "forking", "threading", "select", "simplelogger", "asyncio"]
+LINELOGGERS = ["linelogger", "linelogger-quiet", "linelogger-openssl"]
+LOGGERS = [*LINELOGGERS, "rsyslog", "forking", "threading", "select", "simplelogger", "asyncio"]
 CHATS = ["linelogger", "chatserver", "select-relay"]
 WORKLOAD_SERVERS = {
     "ingest-small": ["discard", *LOGGERS],
@@ -117,6 +147,9 @@ WORKLOAD_SERVERS = {
     "chat-100": CHATS,
 }
 ALL_SERVERS = ["discard", *LOGGERS, "chatserver", "select-relay"]
+OPT_IN = ["linelogger-openssl"]
+"""Servers run only when --servers names them."""
+DEFAULT_SERVERS = [s for s in ALL_SERVERS if s not in OPT_IN]
 
 
 @dataclass
@@ -130,6 +163,8 @@ class Context:
     output: Path
     workdir: Path
     sizes: Dict[str, int]
+    rate: Optional[float] = None
+    """Chat: lines/s per client of a paced run (C{None}: all at once)."""
 
 
 @dataclass
@@ -160,9 +195,13 @@ def script(name: str) -> Callable[[Context], List[str]]:
     return command
 
 
-def lineloggerCommand(ctx: Context) -> List[str]:
+def lineloggerCommand(ctx: Context, quiet: bool = False, openssl: bool = False) -> List[str]:
+    """
+    twistd linelogger.  Unless C{openssl}, run as where linelogger is
+    installed without its tls extra: pyOpenSSL is kept from being imported.
+    """
     command = [
-        *twistd(),
+        *(twistd() if openssl else [sys.executable, "-c", TWISTD_NO_TLS]),
         "-n",
         "--pidfile=",
         "--logfile",
@@ -173,8 +212,18 @@ def lineloggerCommand(ctx: Context) -> List[str]:
         "--output",
         str(ctx.output),
     ]
+    if quiet:
+        command.append("--no-connection-log")
     if KIND[ctx.workload] == "chat":
-        command += ["--chat", "--flood-rate", str(FLOOD_RATE), "--flood-burst", str(FLOOD_BURST)]
+        command += [
+            "--chat",
+            "--flood-rate",
+            str(FLOOD_RATE),
+            "--flood-burst",
+            str(FLOOD_BURST),
+            "--sendq",
+            str(SENDQ),
+        ]
     return command
 
 
@@ -249,7 +298,19 @@ SPECS: Dict[str, ServerSpec] = {
             "%rawmsg% template",
             unavailable=rsyslogUnavailable,
         ),
-        ServerSpec("linelogger", "linelogger", lineloggerCommand, "text records"),
+        ServerSpec("linelogger", "linelogger", lineloggerCommand, "text records; defaults"),
+        ServerSpec(
+            "linelogger-quiet",
+            "linelogger --no-connection-log",
+            lambda ctx: lineloggerCommand(ctx, quiet=True),
+            "text records; no connection log",
+        ),
+        ServerSpec(
+            "linelogger-openssl",
+            "linelogger with pyOpenSSL",
+            lambda ctx: lineloggerCommand(ctx, openssl=True),
+            "text records; defaults; as in a dev checkout",
+        ),
         ServerSpec(
             "chatserver",
             "Twisted chatserver.py",
@@ -319,25 +380,63 @@ def tail(path: Path, lines: int = 3) -> str:
 NOTABLE = re.compile(r"warn|error|critical|traceback|exception", re.IGNORECASE)
 
 
+def logLines(workdir: Path) -> List[str]:
+    """
+    The server's log lines (its rotated logs too), the output file aside.
+    """
+    lines: List[str] = []
+    # twistd rotates its log at 1 MB: twistd.log.1, twistd.log.2, ...
+    for log in sorted(workdir.glob("*.log*")):
+        if log.name.startswith("output.log"):
+            continue
+        try:
+            lines += log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+    return lines
+
+
+def notableLogCounts(workdir: Path) -> Dict[str, int]:
+    """
+    The server's log lines that warn or say something went wrong: each kind
+    (timestamp dropped, numbers as N), and how many times it came.
+    """
+    counts: Dict[str, int] = {}
+    for line in logLines(workdir):
+        if NOTABLE.search(line):
+            key = re.sub(r"\d+", "N", re.sub(r"^\S+\s+", "", line.strip()))[:300]
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def notableLogLines(workdir: Path, limit: int = 5) -> List[str]:
     """
     The server's log lines that say something went wrong, each once.
     """
     found: Dict[str, str] = {}
-    for log in sorted(workdir.glob("*.log")):
-        if log.name == "output.log":
-            continue
+    for line in logLines(workdir):
+        if NOTABLE.search(line):
+            # Twisted's log lines start with a timestamp: tell lines apart without it.
+            key = re.sub(r"^\S+\s+", "", line.strip())
+            key = re.sub(r"\d+", "N", key)
+            found.setdefault(key, line.strip()[:300])
+    return list(found.values())[:limit]
+
+
+def countInLog(path: Path, text: str) -> Optional[int]:
+    """
+    How many lines of a log, and of its rotated files, hold C{text}.
+    """
+    if not path.exists():
+        return None
+    count = 0
+    for log in [path, *path.parent.glob(path.name + ".*")]:
         try:
-            lines = log.read_text(errors="replace").splitlines()
+            with open(log, errors="replace") as f:
+                count += sum(1 for line in f if text in line)
         except OSError:
             continue
-        for line in lines:
-            if NOTABLE.search(line):
-                # Twisted's log lines start with a timestamp: tell lines apart without it.
-                key = re.sub(r"^\S+\s+", "", line.strip())
-                key = re.sub(r"\d+", "N", key)
-                found.setdefault(key, line.strip()[:300])
-    return list(found.values())[:limit]
+    return count
 
 
 def verifyFile(path: Path, conns: int, lines: int, size: int, terminator: bytes) -> Dict[str, int]:
@@ -385,13 +484,22 @@ class Runner:
         self.sizes = WORKLOADS["quick" if args.quick else "full"]
         self.timeout: float = args.timeout or (30.0 if args.quick else 120.0)
         self.repeat: int = args.repeat or (1 if args.quick else 3)
+        self.pacedSeconds: float = (
+            args.paced_seconds if args.paced_seconds is not None else PACED_SECONDS["quick" if args.quick else "full"]
+        )
 
     def log(self, text: str) -> None:
         print(text, flush=True)
 
-    def runOne(self, workload: str, name: str) -> Dict[str, Any]:
+    def runOne(self, workload: str, name: str, rate: Optional[float] = None, lines: int = 0) -> Dict[str, Any]:
+        """
+        Run server C{name} on C{workload}; a chat run with C{rate} is paced:
+        C{lines} lines per client, C{rate} lines/s each.
+        """
         spec = SPECS[name]
-        sizes = self.sizes[workload]
+        sizes = dict(self.sizes[workload])
+        if rate:
+            sizes["lines"] = lines
         kind = KIND[workload]
         result: Dict[str, Any] = {
             "workload": workload,
@@ -412,7 +520,7 @@ class Runner:
             result.update(status="skip", why=f"needs {needed} open files: {explanation}")
             return result
         workdir = Path(tempfile.mkdtemp(prefix=f"{workload}-{name}-", dir=self.tmp))
-        ctx = Context(workload, freePort(), workdir / "output.log", workdir, sizes)
+        ctx = Context(workload, freePort(), workdir / "output.log", workdir, sizes, rate)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
         env.update(spec.env(ctx))
@@ -432,12 +540,15 @@ class Runner:
             return self._drive(spec, ctx, server, result, serverLog)
         finally:
             self._stop(server, result)
-            if kind != "chat" and spec.records or name == "linelogger":
+            if kind != "chat" and spec.records or name in LINELOGGERS:
                 self._verify(spec, ctx, result)
             if result["status"] == "ok" and result.get("why"):
                 result["status"] = "fail"
             if result["status"] == "fail":
                 result["server_log"] = notableLogLines(workdir)
+            if name in LINELOGGERS:
+                result["connection_log_events"] = countInLog(workdir / "twistd.log", "Got connection from")
+                result["log_notable"] = notableLogCounts(workdir)
             if not self.args.keep:
                 try:
                     ctx.output.unlink()
@@ -481,6 +592,8 @@ class Runner:
             )
         if kind == "chat":
             genSpec["chatTimeout"] = self.timeout / 2
+            if ctx.rate:
+                genSpec["rate"] = ctx.rate
         sampler.start()
         gen = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.loadgen", json.dumps(genSpec)],
@@ -526,6 +639,8 @@ class Runner:
                     result["recorded_event"] = event
                     self._measureHeld(ctx, sizes["conns"], event.get("open", 0), sampler, result, "lined")
                     self._tell(gen, b"go\n")
+                elif event["event"] == "clock":
+                    result[f"clock_{event['phase']}"] = (time.monotonic(), procinfo.cpuSeconds(server.pid))
                 elif event["event"] == "result":
                     genResult = event
         finally:
@@ -582,7 +697,7 @@ class Runner:
                 break
             time.sleep(0.2)
         rss = 0
-        for _ in range(5):
+        for _ in range(2 if self.args.quick else 5):
             rss = max(rss, sampler.sample())
             time.sleep(0.1)
         result[f"{key}_server"] = procinfo.acceptedCount(ctx.port)
@@ -624,9 +739,28 @@ class Runner:
                 result["deliveries_per_s"] = gen["deliveries"] / elapsed
                 result["lines_per_s"] = conns * lines / elapsed
                 result["gen_cpu_pct"] = 100 * gen["gen_cpu_s"] / elapsed
-            for key in ("p50_ms", "p99_ms", "max_ms", "duplicates", "missing", "echoes", "malformed"):
+            for key in (
+                "p50_ms",
+                "p99_ms",
+                "max_ms",
+                "duplicates",
+                "missing",
+                "echoes",
+                "malformed",
+                "rate",
+                "offered_deliveries_per_s",
+                "schedule_s",
+                "lag_p99_ms",
+                "lag_max_ms",
+            ):
                 result[key] = gen.get(key)
             result["conns_ok"] = gen.get("connected")
+            start, stop = result.pop("clock_start", None), result.pop("clock_stop", None)
+            if start and stop and start[1] is not None and stop[1] is not None and stop[0] > start[0]:
+                # The server's CPU time while the clock ran, and that as a
+                # share of one core (to within the kernel's 10 ms ticks).
+                result["server_cpu_measured_s"] = stop[1] - start[1]
+                result["server_cpu_pct"] = 100 * (stop[1] - start[1]) / (stop[0] - start[0])
             result["exactly_once"] = bool(gen.get("completed")) and not (
                 gen.get("duplicates") or gen.get("malformed") or gen.get("missing")
             )
@@ -701,9 +835,31 @@ class Runner:
                     if run["status"] != "ok":
                         break
                 result = pickMedian(runs, key)
+                if KIND[workload] == "chat" and self.pacedSeconds > 0:
+                    result["paced"] = self.runPaced(workload, name, result)
                 result["run_s"] = time.monotonic() - started
                 results.append(result)
         return results
+
+    def runPaced(self, workload: str, name: str, saturated: Dict[str, Any]) -> Dict[str, Any]:
+        """
+        Chat at half load: each client paced so that the deliveries offered
+        per second are half what this server reached saturated.
+        """
+        conns = saturated["conns"]
+        best = saturated.get("deliveries_per_s")
+        if saturated["status"] != "ok" or not best:
+            return {"status": "skip", "why": "no saturated figure to halve: that run did not pass"}
+        rate = best / 2 / (conns * (conns - 1))
+        lines = max(2, min(MAX_PACED_LINES, round(rate * self.pacedSeconds)))
+        self.log(
+            f"[{workload}] {name}, paced: {best / 2:,.0f} deliveries/s offered "
+            f"({rate:,.1f} lines/s per client, {lines:,} lines each) ..."
+        )
+        run = self.runOne(workload, name, rate=rate, lines=lines)
+        run["saturated_deliveries_per_s"] = best
+        self.log("    " + report.oneLine(run))
+        return run
 
 
 RATE = {"ingest": "lines_per_s", "chat": "deliveries_per_s"}
@@ -726,6 +882,12 @@ def pickMedian(runs: List[Dict[str, Any]], key: Optional[str]) -> Dict[str, Any]
     chosen = dict(chosen)
     if key is not None:
         chosen["repeats"] = [r.get(key) for r in runs]
+    if any("log_notable" in r for r in runs):
+        merged: Dict[str, int] = {}
+        for r in runs:
+            for line, n in (r.get("log_notable") or {}).items():
+                merged[line] = merged.get(line, 0) + n
+        chosen["log_notable"] = merged
     chosen["peak_rss_kib"] = max((r.get("peak_rss_kib") or 0) for r in runs)
     return chosen
 
@@ -790,8 +952,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--servers",
         type=lambda v: parseList(v, ALL_SERVERS, "servers"),
-        default=ALL_SERVERS,
-        help="comma-separated: " + ", ".join(ALL_SERVERS),
+        default=DEFAULT_SERVERS,
+        help="comma-separated: " + ", ".join(ALL_SERVERS) + f" (default: all but {', '.join(OPT_IN)})",
     )
     parser.add_argument("--out", default=str(REPO / "docs"), help="directory for benchmarks.md and benchmarks.png")
     parser.add_argument("--json", help="also write the results as JSON to this file")
@@ -800,6 +962,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--repeat",
         type=int,
         help="runs of each server on ingest and chat; the median is reported (default: 3, 1 with --quick)",
+    )
+    parser.add_argument(
+        "--paced-seconds",
+        type=float,
+        help="length of each chat server's run at half load (default: 5, 0.5 with --quick; 0: none)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
@@ -830,7 +997,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "machine": procinfo.machine(),
         "versions": versions(),
         "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
-        "flood": {"rate": FLOOD_RATE, "burst": FLOOD_BURST},
+        "flood": {"rate": FLOOD_RATE, "burst": FLOOD_BURST, "sendq": SENDQ},
+        "paced_s": runner.pacedSeconds,
         "chat_capacity": capacity,
         "timeout_s": runner.timeout,
         "repeat": runner.repeat,
