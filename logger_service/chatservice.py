@@ -199,6 +199,14 @@ class ChatProtocol(LineLoggerProtocol):
         if self._finished:
             return  # refused
         chat = self.factory.chat
+        # Chat lines are small and wanted now: do not let Nagle's algorithm
+        # hold them for the reader's delayed ACK (tens of milliseconds).
+        setTcpNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setTcpNoDelay is not None:
+            try:
+                setTcpNoDelay(True)
+            except OSError:
+                pass
         self._gone = False
         self._flooding = False
         self._held: Deque[bytes] = deque()

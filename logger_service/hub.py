@@ -50,6 +50,7 @@ class Hub:
         on closed connections.
     @ivar idleTimeouts: connections closed for being idle.
     @ivar framingErrors: connections whose octet-counted framing broke.
+    @ivar inputPauses: times input was paused because the output was behind.
     @ivar rateDelays: times a connection was paused by C{--max-rate}.
     """
 
@@ -66,10 +67,12 @@ class Hub:
         self.droppedBytes = 0
         self.idleTimeouts = 0
         self.framingErrors = 0
+        self.inputPauses = 0
         self.rateDelays = 0
         self._perHost: Dict[str, int] = {}
         self._ids = itertools.count(1)
         self._refusalLog = LogThrottle(log, interval=10.0)
+        self._pressureLog = LogThrottle(log, interval=60.0)
         recorder.onPressure = self._pressure
         recorder.onDurable = self._durable
 
@@ -137,13 +140,15 @@ class Hub:
         """
         self.inputPaused = paused
         if paused:
-            log.warn(
+            self.inputPauses += 1
+            # A burst can pause input for a moment many times a minute: say
+            # so at most once a minute, with the count.
+            self._pressureLog.warn(
+                "pressure",
                 "Output is behind ({pending} bytes waiting): pausing input from {count} connections",
                 pending=self.recorder.pendingBytes,
                 count=len(self.connections),
             )
-        else:
-            log.info("Output caught up: resuming input")
         for protocol in list(self.connections.values()):
             if paused:
                 protocol.pauseReading("output")
