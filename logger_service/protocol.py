@@ -117,21 +117,20 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
     context: RecordContext
     transport: IConnection
 
-    # Defaults live on the class: an instance stores only what it changes,
-    # which matters with ten thousand idle connections.
-    lineCount = 0
-    bytesReceived = 0
-    acknowledged = 0
-    _finished = True
-    _warnedLong = False
-    _drainTarget = 0
-    _drained: Optional[Callable[[int], None]] = None
-    # Reasons reading is paused: a tuple, as a set would cost 216 bytes on
-    # every connection.
-    _pausedFor: Tuple[str, ...] = ()
-    _rate: Optional[TokenBucket] = None
-    _awaitingProxyHeader = False
-    _rateCall: Optional[IDelayedCall] = None
+    def __init__(self) -> None:
+        self.lineCount = 0
+        self.bytesReceived = 0
+        self.acknowledged = 0
+        self._finished = True
+        self._warnedLong = False
+        self._drainTarget = 0
+        self._drained: Optional[Callable[[int], None]] = None
+        # Reasons reading is paused; a tuple, as a set would cost 216 bytes
+        # on every one of ten thousand idle connections.
+        self._pausedFor: Tuple[str, ...] = ()
+        self._rate: Optional[TokenBucket] = None
+        self._awaitingProxyHeader = False
+        self._rateCall: Optional[IDelayedCall] = None
 
     def callLater(self, period: float, func: Callable[[], Any]) -> IDelayedCall:
         """
