@@ -21,6 +21,8 @@ Options:
                        (default: 120, or 30 with --quick)
     --repeat N         run each server N times on the ingest and chat workloads
                        and report the median (default: 3, or 1 with --quick)
+    --paced-rate D     chat-100: offer D deliveries/s in the paced run instead of
+                       half of each server's saturated figure
     --paced-seconds S  chat-100 at half load: how long each chat server's paced
                        run lasts (default: 5, or 0.5 with --quick; 0: none)
     --keep             keep the temporary directory (outputs and server logs)
@@ -484,6 +486,7 @@ class Runner:
         self.sizes = WORKLOADS["quick" if args.quick else "full"]
         self.timeout: float = args.timeout or (30.0 if args.quick else 120.0)
         self.repeat: int = args.repeat or (1 if args.quick else 3)
+        self.pacedRate: Optional[float] = args.paced_rate
         self.pacedSeconds: float = (
             args.paced_seconds if args.paced_seconds is not None else PACED_SECONDS["quick" if args.quick else "full"]
         )
@@ -850,10 +853,11 @@ class Runner:
         best = saturated.get("deliveries_per_s")
         if saturated["status"] != "ok" or not best:
             return {"status": "skip", "why": "no saturated figure to halve: that run did not pass"}
-        rate = best / 2 / (conns * (conns - 1))
+        offered = self.pacedRate or best / 2
+        rate = offered / (conns * (conns - 1))
         lines = max(2, min(MAX_PACED_LINES, round(rate * self.pacedSeconds)))
         self.log(
-            f"[{workload}] {name}, paced: {best / 2:,.0f} deliveries/s offered "
+            f"[{workload}] {name}, paced: {offered:,.0f} deliveries/s offered "
             f"({rate:,.1f} lines/s per client, {lines:,} lines each) ..."
         )
         run = self.runOne(workload, name, rate=rate, lines=lines)
@@ -962,6 +966,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--repeat",
         type=int,
         help="runs of each server on ingest and chat; the median is reported (default: 3, 1 with --quick)",
+    )
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        default=None,
+        help="chat: deliveries/s the paced run offers (default: half of each server's saturated figure)",
     )
     parser.add_argument(
         "--paced-seconds",
