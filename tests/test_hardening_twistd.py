@@ -29,9 +29,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .twistd_helpers import LineLogger, parseTextRecord, parseTime, recvAll, recvUntil, waitFor
+from .twistd_helpers import LineLogger, assertCleanShutdown, parseTextRecord, parseTime, recvAll, recvUntil, waitFor
 
-CLEAN_EXIT = (0, -signal.SIGTERM)
 """
 Exit statuses of a twistd that shut down cleanly after SIGTERM (it kills
 itself with the signal once its services have stopped); a clean exit is
@@ -193,9 +192,7 @@ class _ServerTestMixin:
         assert isinstance(self, SynchronousTestCase)
         status = server.stop()
         log = server.log()
-        self.assertIn(status, CLEAN_EXIT, log[-3000:])
-        self.assertIn("Server Shut Down.", log)
-        self.assertNotIn("Traceback", log)
+        assertCleanShutdown(self, status, log)
         return log
 
     def waitForDisconnects(self, server: LineLogger, peers: Dict[str, int], timeout: float = 20.0) -> str:
@@ -304,9 +301,7 @@ class SigtermBurstTests(_ServerTestMixin, SynchronousTestCase):
         for i, (when, error) in errors.items():
             self.assertGreaterEqual(when, signalled, f"client {i} failed before SIGTERM: {error!r}")
         log = server.log()
-        self.assertIn(status, CLEAN_EXIT, log[-3000:])
-        self.assertIn("Server Shut Down.", log)
-        self.assertNotIn("Traceback", log)
+        assertCleanShutdown(self, status, log)
 
         recorded: Dict[int, List[int]] = defaultdict(list)
         partial: Set[int] = set()

@@ -30,6 +30,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from .twistd_helpers import (
     TIME_PATTERN,
     LineLogger,
+    assertCleanShutdown,
     canConnect,
     freePort,
     makeTempDir,
@@ -43,7 +44,6 @@ from .twistd_helpers import (
     waitFor,
 )
 
-CLEAN_EXIT = (0, -signal.SIGTERM)
 """
 Exit statuses of a twistd that shut down cleanly after SIGTERM.
 
@@ -105,9 +105,7 @@ class _ServerTestMixin:
         assert isinstance(self, SynchronousTestCase)
         status = server.stop()
         log = server.log()
-        self.assertIn(status, CLEAN_EXIT, log)
-        self.assertIn("Server Shut Down.", log)
-        self.assertNotIn("Traceback", log)
+        assertCleanShutdown(self, status, log)
         return log
 
     def finalRecords(self, server: LineLogger, count: int) -> List[str]:
@@ -700,9 +698,7 @@ class ShutdownTests(_ServerTestMixin, SynchronousTestCase):
             if error is not None:
                 self.assertGreaterEqual(error[0], signalled, f"client {i} failed before SIGTERM: {error[1]!r}")
         log = server.log()
-        self.assertIn(status, CLEAN_EXIT, log[-3000:])
-        self.assertIn("Server Shut Down.", log)
-        self.assertNotIn("Traceback", log)
+        assertCleanShutdown(self, status, log)
 
         recorded: Dict[int, List[int]] = defaultdict(list)
         partial: Set[int] = set()

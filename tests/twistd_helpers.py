@@ -592,3 +592,18 @@ def recvAll(s: socket.socket, timeout: float = 10.0) -> bytes:
         if not chunk:
             return data
         data += chunk
+
+
+CLEAN_EXIT = (0, -signal.SIGTERM)
+"""The exit statuses of a clean twistd shutdown on SIGTERM: after stopping,
+twistd raises the signal again on itself, so it usually dies of it."""
+
+
+def assertCleanShutdown(testCase: SynchronousTestCase, status: int, log: str) -> None:
+    """
+    Assert that twistd stopped cleanly: a clean status, twistd's own last
+    words, and no traceback in its log.
+    """
+    testCase.assertIn(status, CLEAN_EXIT, log[-3000:])
+    testCase.assertIn("Server Shut Down.", log)
+    testCase.assertNotIn("Traceback", log)
