@@ -206,21 +206,16 @@ class Recorder:
         self._inflightRecords = 0
         self._inflightAcks = {}
         if syncError is not None:
-            self._failed(syncError)
-            _merge(self._unsynced, acks)
-            self._unsyncedDirty = True
-            if self._syncCall is None and not self._syncing:
-                self._syncCall = self.clock.callLater(self.retryInterval, self._sync)
-        elif self.fsync is None:
-            self._recovered()
-            self._durable(acks)
-        elif self.fsync == 0:
-            self._recovered()
-            self._synced(syncTime)
-            self._durable(acks)
+            self._syncFailed(syncError, acks)
         else:
             self._recovered()
-            self._needSync(acks)
+            if self.fsync is None:
+                self._durable(acks)
+            elif self.fsync == 0:
+                self._synced(syncTime)
+                self._durable(acks)
+            else:
+                self._needSync(acks)
         if self._pending and not self._failing:
             self.flush()
         self._checkPressure()
@@ -275,7 +270,9 @@ class Recorder:
         self._unsyncedDirty = False
         self._syncing = True
         self.writer.run(self._syncInThread).addCallbacks(
-            self._syncDone, self._syncFailed, callbackArgs=(covered,), errbackArgs=(covered,)
+            self._syncDone,
+            lambda failure: self._syncFailed(failure.value, covered),
+            callbackArgs=(covered,),
         )
 
     def _syncInThread(self) -> float:
@@ -292,7 +289,11 @@ class Recorder:
             self._needSync({})
         self._maybeClosed()
 
-    def _syncFailed(self, failure: Failure, covered: Counts) -> None:
+    def _syncFailed(self, error: object, covered: Counts) -> None:
+        """
+        An C{fsync} (alone, or after a write) failed: the lines it covered
+        wait for the next one, tried in C{retryInterval} seconds.
+        """
         self._syncing = False
         _merge(self._unsynced, covered)
         self._unsyncedDirty = True
@@ -300,11 +301,10 @@ class Recorder:
         if not self._failing:
             self._failing = True
             log.error(
-                "Cannot fsync records: {error}; retrying every {interval}s",
-                error=failure.value,
-                interval=self.retryInterval,
+                "Cannot fsync records: {error}; retrying every {interval}s", error=error, interval=self.retryInterval
             )
-        self._syncCall = self.clock.callLater(self.retryInterval, self._sync)
+        if self._syncCall is None:
+            self._syncCall = self.clock.callLater(self.retryInterval, self._sync)
         self._checkPressure()
 
     def _synced(self, seconds: float) -> None:
