@@ -27,6 +27,7 @@ from .recorder import Recorder
 from .records import RecordContext, formatPeer
 
 if TYPE_CHECKING:
+    from .connlog import ConnectionLog
     from .protocol import LineLoggerProtocol
 
 log = Logger()
@@ -224,12 +225,21 @@ class HubService(Service):
 
     @ivar drainTimeout: the longest a shutdown waits for input to drain, and
         then again for the output to take the last records.
+    @ivar connectionLog: the connection log whose pending summary is logged
+        once the last connections are closed, or C{None}.
     """
 
-    def __init__(self, hub: Hub, clock: IReactorTime, drainTimeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        clock: IReactorTime,
+        drainTimeout: float = 30.0,
+        connectionLog: Optional[ConnectionLog] = None,
+    ) -> None:
         self.hub = hub
         self.clock = clock
         self.drainTimeout = drainTimeout
+        self.connectionLog = connectionLog
         self._stopped: Optional[Deferred[None]] = None
         self._waiting: Dict[int, int] = {}
         self._timeout: Optional[IDelayedCall] = None
@@ -282,6 +292,10 @@ class HubService(Service):
             self._waiting.clear()
         for protocol in list(self.hub.connections.values()):
             protocol.finish("server shutting down")
+        if self.connectionLog is not None:
+            # Those disconnections may be waiting for a summary that the
+            # reactor would not live to run.
+            self.connectionLog.stop()
         stopped, self._stopped = self._stopped, None
         assert stopped is not None
         self.hub.recorder.close(self.drainTimeout).addBoth(lambda _: stopped.callback(None))

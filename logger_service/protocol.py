@@ -20,6 +20,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from .connlog import ConnectionLog
 from .framing import LongLines
 from .hub import Hub
 from .limits import TokenBucket
@@ -58,8 +59,11 @@ class LineLoggerFactory(Factory):
         from it pauses (0: no limit).
     @ivar acks: whether clients are told C{ok N} as their lines are written.
     @ivar clock: the reactor, for timeouts and rates.
-    @ivar connectionLog: whether each connection and disconnection is
-        logged.
+    @ivar connectionLog: whether connections and disconnections are logged.
+    @ivar connectionLogRate: connections per second logged one by one (the
+        rest are counted and summed up once a second); 0: every one.
+    @ivar connectionLogger: logs connections and disconnections, or
+        C{None} without C{connectionLog}.
     @ivar framing: how lines end: C{lf}, C{nul}, C{octet} or C{auto} (see
         L{logger_service.syslogframing}).
     """
@@ -78,6 +82,7 @@ class LineLoggerFactory(Factory):
         clock: Optional[IReactorTime] = None,
         framing: str = "lf",
         connectionLog: bool = True,
+        connectionLogRate: float = 100.0,
     ) -> None:
         self.hub = hub
         self.maxLineLength = maxLineLength
@@ -88,10 +93,22 @@ class LineLoggerFactory(Factory):
         self.acks = acks
         self.framing = framing
         self.connectionLog = connectionLog
+        self.connectionLogRate = connectionLogRate
         self.makeFramer = FRAMERS[framing]
         if clock is None:
             clock = hub.recorder.clock
         self.clock = clock
+        self.connectionLogger: Optional[ConnectionLog] = None
+        if connectionLog:
+            self.connectionLogger = ConnectionLog(clock, connectionLogRate, logger=log)
+
+    def stopFactory(self) -> None:
+        """
+        The last listener has stopped: log the summary of connections not
+        logged one by one now, rather than after the reactor has stopped.
+        """
+        if self.connectionLogger is not None:
+            self.connectionLogger.stop()
 
     def buildProtocol(self, addr: object) -> LineLoggerProtocol:  # type: ignore[override]
         """
@@ -131,6 +148,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self._rate: Optional[TokenBucket] = None
         self._awaitingProxyHeader = False
         self._rateCall: Optional[IDelayedCall] = None
+        # Whether this connection was logged one by one (see ConnectionLog).
+        self._connectionLogged = False
 
     def callLater(self, period: float, func: Callable[[], Any]) -> IDelayedCall:
         """
@@ -172,8 +191,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self.setTimeout(factory.idleTimeout)
         if factory.maxRate:
             self._rate = TokenBucket(factory.maxRate, max(1.0, factory.maxRate), factory.clock.seconds())
-        if factory.connectionLog:
-            log.info("Got connection from {peer}", peer=self.context.peer, conn=self.context.conn)
+        connectionLogger = factory.connectionLogger
+        if connectionLogger is not None:
+            self._connectionLogged = connectionLogger.connected(self.context)
 
     def pauseReading(self, reason: str) -> None:
         """
@@ -364,14 +384,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         hub.droppedBytes += framer.droppedBytes
         hub.disconnected(self.context)
         self._drainDone()
-        if self.factory.connectionLog:
-            log.info(
-                "{peer} disconnected ({lines} lines; {reason})",
-                peer=self.context.peer,
-                conn=self.context.conn,
-                lines=self.lineCount,
-                reason=reason,
-            )
+        connectionLogger = self.factory.connectionLogger
+        if connectionLogger is not None:
+            connectionLogger.disconnected(self.context, self.lineCount, reason, self._connectionLogged)
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:

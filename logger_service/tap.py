@@ -141,6 +141,13 @@ class Options(usage.Options):
         ["max-per-ip", None, 0, "The most connections open at once from one IP address; 0 for no limit."],
         ["idle-timeout", None, "0", "Close a connection that sends nothing for this many seconds; 0 for never."],
         ["max-rate", None, "0", "Lines per second one connection may send before reading from it pauses; 0: any."],
+        [
+            "connection-log-rate",
+            None,
+            "100",
+            "Connections per second logged one by one; beyond that they are counted and summed up in one "
+            "log event a second later.  0: log every connection.",
+        ],
         ["buffer", None, 8 * 1024 * 1024, "Bytes of records that may wait for the output before input pauses."],
         ["fsync", None, "never", "fsync the output: never, always, or at most every N milliseconds."],
         ["rotate-size", None, 0, "Rotate --output FILE when it reaches this many bytes; 0 for never."],
@@ -221,7 +228,7 @@ class Options(usage.Options):
             self[name] = wholeNumber(name, self[name], minimum=0)
         self["flood-rate"] = positiveNumber("flood-rate", self["flood-rate"])
         self["drain-timeout"] = positiveNumber("drain-timeout", self["drain-timeout"])
-        for name in ("idle-timeout", "max-rate"):
+        for name in ("idle-timeout", "max-rate", "connection-log-rate"):
             self[name] = nonNegativeNumber(name, self[name])
         self["fsync"] = fsyncSetting(self["fsync"])
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
@@ -349,6 +356,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         clock=reactor,
         framing=options["framing"],
         connectionLog=not options["no-connection-log"],
+        connectionLogRate=options["connection-log-rate"],
     )
     factory: LineLoggerFactory
     chat: Optional[ChatService] = None
@@ -367,7 +375,9 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     else:
         factory = LineLoggerFactory(hub, **settings)
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
-    HubService(hub, reactor, drainTimeout=options["drain-timeout"]).setServiceParent(top)
+    HubService(
+        hub, reactor, drainTimeout=options["drain-timeout"], connectionLog=factory.connectionLogger
+    ).setServiceParent(top)
     if options["metrics"]:
         # Imported only when asked for: prometheus_client and twisted.web
         # cost memory every process would pay.

@@ -139,6 +139,19 @@ class ConversationTests(ChatTestCase):
         self.assertEqual(self.received(c), ["* guest1 left (connection closed)", "* guest2 left (connection lost)"])
         self.assertEqual([m.nick for m in self.chat.state.members.values()], ["guest3"])
 
+    def test_connectionLogRate(self) -> None:
+        """
+        Chat clients go through the same rate-limited connection log.
+        """
+        self.factory = ChatFactory(self.factory.hub, self.chat, connectionLogRate=1)
+        with capturedLogs() as events:
+            for _ in range(3):
+                self.connect()
+            self.clock.advance(1)
+        formats = [e["log_format"] for e in events]
+        self.assertEqual(formats.count("Got connection from {peer}"), 1)
+        self.assertEqual([e["connections"] for e in events if "hosts" in e], [2])
+
 
 class FloodTests(ChatTestCase):
     """

@@ -251,7 +251,8 @@ class SigtermBurstTests(_ServerTestMixin, SynchronousTestCase):
         the server's kernel had acknowledged before the signal.
         """
         self.raiseFileLimit(2 * self.clients + 200)
-        server = LineLogger(self)
+        # Every connection logged: the log says when all are accepted.
+        server = LineLogger(self, "--connection-log-rate", "0")
         sockets = [server.connect() for _ in range(self.clients)]
         ports = {localPort(s): i for i, s in enumerate(sockets)}
 
@@ -1084,7 +1085,8 @@ class ChurnTests(_ServerTestMixin, SynchronousTestCase):
         it grows by less than 4 MB over the last 4 rounds (8000
         connections).  Every line is recorded exactly once.
         """
-        server = LineLogger(self)
+        # Every disconnection logged: the log says when a round is over.
+        server = LineLogger(self, "--connection-log-rate", "0")
         measured: List[int] = []
         started = time.monotonic()
         for r in range(self.rounds):

@@ -131,6 +131,25 @@ class DrainTests(SynchronousTestCase):
         self.assertEqual(self.lines(), ["a"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_connectionLogSummary(self) -> None:
+        """
+        The connections closed by the stop may be over the connection log's
+        rate: their summary is logged once they are closed, not a second
+        later when the reactor will be gone.
+        """
+        self.factory = LineLoggerFactory(self.hub, connectionLogRate=1)
+        self.service = HubService(self.hub, self.clock, drainTimeout=5, connectionLog=self.factory.connectionLogger)
+        self.service.startService()
+        for port in range(1, 4):
+            self.connect(port).dataReceived(b"a\n")
+        with capturedLogs() as events:
+            self.successResultOf(self.service.stopService())
+        formats = [e["log_format"] for e in events]
+        self.assertEqual(formats.count("{peer} disconnected ({lines} lines; {reason})"), 1)
+        [summary] = [e for e in events if "hosts" in e]
+        self.assertEqual((summary["connections"], summary["disconnections"], summary["lines"]), (2, 2, 2))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
 
 class PressureTests(SynchronousTestCase):
     """

@@ -439,3 +439,57 @@ class ConnectionLogTests(SynchronousTestCase):
         clock.advance(1)
         self.assertEqual([e["log_format"] for e in events], ["{peer} sent a line longer than {limit} bytes ({policy})"])
         self.assertEqual([r["line"] for r in records(sink)], ["ab", "c"])
+
+    def test_rateLimited(self) -> None:
+        """
+        Over C{connectionLogRate} per second, connections are not logged one
+        by one, at connect nor at disconnect: a second later one event sums
+        them up.
+        """
+        factory, sink, clock = buildWith(connectionLogRate=2)
+        with capturedLogs() as events:
+            protocols = [connect(factory, port)[0] for port in range(1, 6)]
+            for protocol in protocols:
+                protocol.dataReceived(b"a line\n")
+                protocol.connectionLost(Failure(ConnectionDone()))
+            clock.advance(1)
+        self.assertEqual([p._connectionLogged for p in protocols], [True, True, False, False, False])
+        formats = [e["log_format"] for e in events]
+        self.assertEqual(formats.count("Got connection from {peer}"), 2)
+        self.assertEqual(formats.count("{peer} disconnected ({lines} lines; {reason})"), 2)
+        self.assertEqual([e["peer"] for e in events if "peer" in e], ["192.0.2.1:1", "192.0.2.1:2"] * 2)
+        [summary] = [e for e in events if "hosts" in e]
+        self.assertEqual((summary["connections"], summary["disconnections"], summary["lines"]), (3, 3, 3))
+        self.assertEqual(summary["hosts"], "192.0.2.1 (3)")
+        self.assertEqual(len(records(sink)), 5)
+
+    def test_noLimit(self) -> None:
+        """
+        C{connectionLogRate=0}: every connection is logged one by one.
+        """
+        factory, _, _ = buildWith(connectionLogRate=0)
+        with capturedLogs() as events:
+            for port in range(1, 301):
+                connect(factory, port)[0].connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(events), 600)
+
+    def test_stopFactory(self) -> None:
+        """
+        When its last listener stops, the factory logs the pending summary
+        at once.
+        """
+        factory, _, clock = buildWith(connectionLogRate=1)
+        with capturedLogs() as events:
+            for port in range(1, 4):
+                connect(factory, port)
+            factory.doStart()
+            factory.doStop()
+        self.assertEqual([e.get("connections") for e in events if "hosts" in e], [2])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_flagSetInInit(self) -> None:
+        """
+        Whether a connection was logged is an attribute every protocol has
+        from C{__init__} on, so that protocols share their attribute names.
+        """
+        self.assertIs(LineLoggerProtocol().__dict__.get("_connectionLogged"), False)

@@ -77,6 +77,19 @@ class OptionsTests(SynchronousTestCase):
                 parse(*argv)
             self.assertIn(word, str(raised.exception))
 
+    def test_connectionLogRate(self) -> None:
+        """
+        C{--connection-log-rate}: 100 by default; 0 (every connection) or a
+        positive number; anything else is refused, naming the option.
+        """
+        self.assertEqual(parse()["connection-log-rate"], 100.0)
+        self.assertEqual(parse("--connection-log-rate", "0")["connection-log-rate"], 0.0)
+        self.assertEqual(parse("--connection-log-rate", "2.5")["connection-log-rate"], 2.5)
+        for value in ["-1", "many", "", "inf", "nan"]:
+            with self.assertRaises(usage.UsageError) as raised:
+                parse("--connection-log-rate", value)
+            self.assertIn("--connection-log-rate takes 0 or a positive number", str(raised.exception))
+
     def test_daemonNeedsFile(self) -> None:
         """
         As a daemon, records on standard output would be lost: refused.
@@ -155,6 +168,33 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(factory.greeting, "Grüß dich".encode())
         self.assertEqual(factory.maxLineLength, 10)
         self.assertIs(factory.longLines, LongLines.close)
+
+    def test_connectionLog(self) -> None:
+        """
+        The factory logs connections at C{--connection-log-rate}, and the
+        hub service logs the connection log's last summary when it stops;
+        C{--no-connection-log} leaves both without one.
+        """
+        reactor = Reactor()
+        service = makeService(parse("-o", self.mktemp(), "--connection-log-rate", "7"), reactor)
+        service.privilegedStartService()
+        self.addCleanup(service.stopService)
+        hubService, listener = list(service)[:2]
+        assert isinstance(hubService, HubService)
+        factory = listener.factory
+        assert isinstance(factory, LineLoggerFactory)
+        self.assertIsNotNone(factory.connectionLogger)
+        assert factory.connectionLogger is not None
+        self.assertEqual(factory.connectionLogger.rate, 7)
+        self.assertIs(hubService.connectionLog, factory.connectionLogger)
+
+        service = makeService(parse("-o", self.mktemp(), "--no-connection-log"), reactor)
+        service.privilegedStartService()
+        self.addCleanup(service.stopService)
+        hubService, listener = list(service)[:2]
+        assert isinstance(hubService, HubService)
+        self.assertIsNone(listener.factory.connectionLogger)
+        self.assertIsNone(hubService.connectionLog)
 
     def test_unopenableOutput(self) -> None:
         """

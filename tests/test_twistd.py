@@ -311,7 +311,8 @@ class ManyClientsTests(_ServerTestMixin, SynchronousTestCase):
         with the others' lines.  Every line is recorded exactly once, under
         its own client's peer, in the order that client sent it.
         """
-        server = LineLogger(self)
+        # Every connection logged: the log says when all are accepted.
+        server = LineLogger(self, "--connection-log-rate", "0")
         sockets = [server.connect() for _ in range(self.clients)]
         ports = {localPort(s) for s in sockets}
         self.assertEqual(len(ports), self.clients)
@@ -648,7 +649,8 @@ class ShutdownTests(_ServerTestMixin, SynchronousTestCase):
         never received by the server before the signal, so no server can
         promise them; how many of those were recorded anyway is printed.)
         """
-        server = LineLogger(self)
+        # Every connection logged: the log says when all are accepted.
+        server = LineLogger(self, "--connection-log-rate", "0")
         sockets = [server.connect() for _ in range(self.clients)]
         ports = {localPort(s): i for i, s in enumerate(sockets)}
 
