@@ -341,6 +341,90 @@ class ManyClientsTests(_ServerTestMixin, SynchronousTestCase):
             self.assertEqual(grouped[peer], lines, peer)
 
 
+SUMMARY_PATTERN = re.compile(
+    r"(?m)Connection log over its limit of 100/s: (\d+) connections and (\d+) disconnections \((\d+) lines\) "
+    r"in the last ([0-9.]+)s not logged one by one; from (.+)$"
+)
+"""The connection log's summary line, at the default rate."""
+
+
+class ConnectionLogRateTests(_ServerTestMixin, SynchronousTestCase):
+    """
+    A connection storm, with the default C{--connection-log-rate}.
+    """
+
+    clients = 300
+
+    def parseConnectionLog(self, log: str) -> Tuple[List[str], Dict[str, Tuple[int, str]], List[Tuple[int, int, int]]]:
+        """
+        The connections logged one by one, the disconnections logged one by
+        one (by peer: lines and reason), and each summary's connections,
+        disconnections and lines.
+        """
+        connected = re.findall(r"(?m)Got connection from (\S+)$", log)
+        disconnected = {
+            peer: (int(lines), reason)
+            for peer, lines, reason in re.findall(r"(?m) (\S+) disconnected \((\d+) lines; (.*)\)$", log)
+        }
+        summaries = [(int(c), int(d), int(n)) for c, d, n, _, _ in SUMMARY_PATTERN.findall(log)]
+        return connected, disconnected, summaries
+
+    def test_burst(self) -> None:
+        """
+        300 clients connect one after another as fast as they can, and
+        each sends a line; then half of them close, and twistd gets
+        SIGTERM with the other half open.
+
+        At most 100 connections (the burst) plus 100 a second for as long
+        as the connections took are logged one by one, and each of them has
+        its disconnection logged too; the summary lines account for the
+        rest, connections, disconnections and lines, the last of them
+        before twistd's last words.
+        """
+        server = LineLogger(self, probe=False)
+        started = time.monotonic()
+        sockets = []
+        for i in range(self.clients):
+            s = server.connect()
+            s.sendall(b"burst %d\n" % i)
+            sockets.append(s)
+        # Every connection has started once its line is recorded.
+        server.waitForRecords(self.clients, timeout=30.0)
+        elapsed = time.monotonic() - started
+        closing = sockets[::2]
+        for s in closing:
+            s.close()
+
+        def closedAccountedFor() -> bool:
+            _, disconnected, summaries = self.parseConnectionLog(server.log())
+            return len(disconnected) + sum(d for _, d, _ in summaries) >= len(closing)
+
+        waitFor("the closed connections in the log", closedAccountedFor, timeout=20.0, interval=0.05)
+        log = self.stopCleanly(server)
+        connected, disconnected, summaries = self.parseConnectionLog(log)
+        print(
+            f"\nconnection log: {self.clients} connections in {elapsed:.2f}s: {len(connected)} logged one by one, "
+            f"summaries (connections, disconnections, lines): {summaries}"
+        )
+        self.assertGreaterEqual(len(connected), 100)
+        self.assertLessEqual(len(connected), 100 + 100 * elapsed + 1)
+        self.assertEqual(len(set(connected)), len(connected))
+        self.assertEqual(set(disconnected), set(connected))
+        self.assertEqual({lines for lines, _ in disconnected.values()}, {1})
+        open_ = {peerOf(s) for s in sockets[1::2]}
+        for peer, (_, reason) in disconnected.items():
+            self.assertEqual(reason == "server shutting down", peer in open_, peer)
+        self.assertEqual(len(connected) + sum(c for c, _, _ in summaries), self.clients)
+        self.assertEqual(len(disconnected) + sum(d for _, d, _ in summaries), self.clients)
+        self.assertEqual(len(disconnected) + sum(n for _, _, n in summaries), self.clients)
+        if len(connected) < self.clients:
+            self.assertTrue(summaries)
+            for match in SUMMARY_PATTERN.finditer(log):
+                self.assertTrue(match.group(5).startswith("127.0.0.1 ("), match.group(0))
+            last = list(SUMMARY_PATTERN.finditer(log))[-1]
+            self.assertLess(last.start(), log.index("Server Shut Down."))
+
+
 class JSONRecordTests(_ServerTestMixin, SynchronousTestCase):
     """
     C{--format json}: one JSON object per line.
