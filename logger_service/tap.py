@@ -176,8 +176,8 @@ class Options(usage.Options):
         [
             "no-connection-log",
             None,
-            "Do not log each connection and disconnection: through twistd's log they cost 50-100 us each, "
-            "a large share of the time when clients connect briefly by the thousand.",
+            "Do not log connections and disconnections at all, one by one or summed up: through twistd's log "
+            "they cost 50-100 us each, a large share of the time when clients connect briefly by the thousand.",
         ],
     ]
 
