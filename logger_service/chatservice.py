@@ -25,6 +25,7 @@ from .chat import ChatState, Disconnect, Event, Member, ToMember, ToRoom
 from .hub import Hub
 from .limits import TokenBucket
 from .protocol import LineLoggerFactory, LineLoggerProtocol
+from .sendnow import sendNow
 
 log = Logger()
 
@@ -42,7 +43,8 @@ class SendQueue:
     What waits to be sent to one client, bounded.
 
     Registered as a streaming producer on the client's transport: while the
-    transport's own buffer is full it pauses us, and data waits here.  Once
+    transport's own buffer is full it pauses us, and data waits here.
+    Otherwise data goes out at once (L{sendNow}).  Once
     more than C{limit} bytes wait, C{overflow} is called.
 
     @ivar size: bytes waiting here.
@@ -55,6 +57,7 @@ class SendQueue:
         self.paused = False
         self.size = 0
         self._queue: List[bytes] = []
+        self._write = sendNow(transport)
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
 
     def write(self, data: bytes) -> None:
@@ -62,7 +65,7 @@ class SendQueue:
         Send C{data}, or queue it while the transport is full.
         """
         if not self.paused:
-            self.transport.write(data)
+            self._write(data)
             return
         self._queue.append(data)
         self.size += len(data)
@@ -84,7 +87,7 @@ class SendQueue:
             data = b"".join(self._queue)
             self._queue = []
             self.size = 0
-            self.transport.write(data)
+            self._write(data)
 
     def stopProducing(self) -> None:
         """
