@@ -50,6 +50,9 @@ Servers (each a subprocess listening on a free port on 127.0.0.1):
                    kept from being imported (Twisted imports it eagerly)
     linelogger-quiet
                    the same with --no-connection-log (ingest and idle only)
+    linelogger-every
+                   the same with --connection-log-rate 0: every connection
+                   logged one by one, however many (ingest-many only)
     linelogger-openssl
                    the same as linelogger but with pyOpenSSL importable, as in
                    a development checkout (ingest and idle; only if asked for)
@@ -144,11 +147,11 @@ LOGGERS = [*LINELOGGERS, "rsyslog", "forking", "threading", "select", "simplelog
 CHATS = ["linelogger", "chatserver", "select-relay"]
 WORKLOAD_SERVERS = {
     "ingest-small": ["discard", *LOGGERS],
-    "ingest-many": ["discard", *LOGGERS],
+    "ingest-many": ["discard", *LINELOGGERS, "linelogger-every", *LOGGERS[len(LINELOGGERS) :]],
     "idle-10k": LOGGERS,
     "chat-100": CHATS,
 }
-ALL_SERVERS = ["discard", *LOGGERS, "chatserver", "select-relay"]
+ALL_SERVERS = ["discard", *LINELOGGERS, "linelogger-every", *LOGGERS[len(LINELOGGERS) :], "chatserver", "select-relay"]
 OPT_IN = ["linelogger-openssl"]
 """Servers run only when --servers names them."""
 DEFAULT_SERVERS = [s for s in ALL_SERVERS if s not in OPT_IN]
@@ -197,10 +200,12 @@ def script(name: str) -> Callable[[Context], List[str]]:
     return command
 
 
-def lineloggerCommand(ctx: Context, quiet: bool = False, openssl: bool = False) -> List[str]:
+def lineloggerCommand(ctx: Context, quiet: bool = False, openssl: bool = False, every: bool = False) -> List[str]:
     """
     twistd linelogger.  Unless C{openssl}, run as where linelogger is
     installed without its tls extra: pyOpenSSL is kept from being imported.
+    C{quiet}: no connection log; C{every}: every connection logged one by
+    one (no rate limit).
     """
     command = [
         *(twistd() if openssl else [sys.executable, "-c", TWISTD_NO_TLS]),
@@ -216,6 +221,8 @@ def lineloggerCommand(ctx: Context, quiet: bool = False, openssl: bool = False) 
     ]
     if quiet:
         command.append("--no-connection-log")
+    if every:
+        command += ["--connection-log-rate", "0"]
     if KIND[ctx.workload] == "chat":
         command += [
             "--chat",
@@ -306,6 +313,12 @@ SPECS: Dict[str, ServerSpec] = {
             "linelogger --no-connection-log",
             lambda ctx: lineloggerCommand(ctx, quiet=True),
             "text records; no connection log",
+        ),
+        ServerSpec(
+            "linelogger-every",
+            "linelogger --connection-log-rate 0",
+            lambda ctx: lineloggerCommand(ctx, every=True),
+            "text records; every connection logged one by one",
         ),
         ServerSpec(
             "linelogger-openssl",

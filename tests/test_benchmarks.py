@@ -145,8 +145,9 @@ class CommandTests(SynchronousTestCase):
         linelogger runs as installed without the tls extra: its twistd cannot
         import pyOpenSSL (unless asked for, with linelogger-openssl), and only
         its command is started so.  In chat it gets a send queue the
-        benchmark's bursts fit in, and C{linelogger-quiet} adds
-        C{--no-connection-log}.
+        benchmark's bursts fit in, C{linelogger-quiet} adds
+        C{--no-connection-log}, and C{linelogger-every} logs every
+        connection (C{--connection-log-rate 0}).
         """
         from benchmarks.run import SPECS, Context
 
@@ -155,12 +156,15 @@ class CommandTests(SynchronousTestCase):
             return list(SPECS[name].command(ctx))
 
         blocked = "sys.modules['OpenSSL'] = None"
-        for name in ("linelogger", "linelogger-quiet"):
+        for name in ("linelogger", "linelogger-quiet", "linelogger-every"):
             self.assertIn(blocked, " ".join(command(name)))
         for name in ("linelogger-openssl", "chatserver"):
             self.assertNotIn(blocked, " ".join(command(name, "chat-100")))
         self.assertIn("--no-connection-log", command("linelogger-quiet"))
         self.assertNotIn("--no-connection-log", command("linelogger"))
+        every = command("linelogger-every", "ingest-many")
+        self.assertEqual(every[every.index("--connection-log-rate") + 1], "0")
+        self.assertNotIn("--connection-log-rate", command("linelogger"))
         chat = command("linelogger", "chat-100")
         self.assertEqual(chat[chat.index("--sendq") + 1], "8388608")
 
