@@ -873,14 +873,26 @@ class Runner:
             f"[{workload}] {name}, paced: {offered:,.0f} deliveries/s offered "
             f"({rate:,.1f} lines/s per client, {lines:,} lines each) ..."
         )
-        run = self.runOne(workload, name, rate=rate, lines=lines)
-        run["saturated_deliveries_per_s"] = best
-        self.log("    " + report.oneLine(run))
-        return run
+        runs: List[Dict[str, Any]] = []
+        for i in range(self.repeat):
+            if self.repeat > 1:
+                self.log(f"    ({i + 1}/{self.repeat})")
+            run = self.runOne(workload, name, rate=rate, lines=lines)
+            self.log("    " + report.oneLine(run))
+            runs.append(run)
+            if run["status"] != "ok":
+                break
+        # One paced run's p99 varies by tens of percent on a shared 2-core
+        # machine: the median of the repeats is reported, with each one.
+        chosen = pickMedian(runs, PACED_KEY)
+        chosen["saturated_deliveries_per_s"] = best
+        return chosen
 
 
 RATE = {"ingest": "lines_per_s", "chat": "deliveries_per_s"}
 """The figure by which repeated runs are ranked."""
+PACED_KEY = "p99_ms"
+"""The figure by which repeated paced chat runs are ranked."""
 
 
 def pickMedian(runs: List[Dict[str, Any]], key: Optional[str]) -> Dict[str, Any]:
