@@ -125,6 +125,17 @@ class LineFramer:
         """
         return len(self._buffer)
 
+    @property
+    def idle(self) -> bool:
+        """
+        True when this framer holds nothing a new one would not: no part of
+        a line, no long line under way, no counts.  An idle framer can be
+        dropped and made afresh when more data comes.
+        """
+        if self._buffer or self._discarding or self._splitting or self.closed:
+            return False
+        return not (self.oversizeLines or self.droppedBytes)
+
     def feed(self, data: bytes) -> List[bytes]:
         """
         Add C{data} to the stream and return the lines it completed.

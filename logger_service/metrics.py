@@ -111,16 +111,17 @@ class LineLoggerCollector:
         yield CounterMetricFamily(
             "linelogger_received_bytes_total", "Bytes received from clients since start.", value=hub.bytesReceived
         )
-        # Closed connections' counts are in the hub, open ones' in their framers.
+        # Closed connections' counts are in the hub, open ones' in their framers
+        # (a connection without a framer has counted nothing).
         yield CounterMetricFamily(
             "linelogger_long_lines_total",
             "Lines longer than --max-line-length (split, truncated or closed on, per --long-lines).",
-            value=hub.oversizeLines + sum(p.framer.oversizeLines for p in connections),
+            value=hub.oversizeLines + sum(p.framer.oversizeLines for p in connections if p.framer is not None),
         )
         yield CounterMetricFamily(
             "linelogger_dropped_bytes_total",
             "Bytes of long lines that --long-lines truncate or close dropped.",
-            value=hub.droppedBytes + sum(p.framer.droppedBytes for p in connections),
+            value=hub.droppedBytes + sum(p.framer.droppedBytes for p in connections if p.framer is not None),
         )
         yield CounterMetricFamily(
             "linelogger_idle_timeouts_total", "Connections closed by --idle-timeout.", value=hub.idleTimeouts

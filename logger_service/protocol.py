@@ -182,7 +182,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self.transport.loseConnection()
             return
         self._finished = False
-        self.framer: Framer = factory.makeFramer(factory.maxLineLength, factory.longLines)
+        # Made when data comes, and dropped again while it holds nothing:
+        # ten thousand idle connections need no framer each.
+        self.framer: Optional[Framer] = None
         self._framingChecked = factory.framing not in ("octet", "auto")
         self.context = factory.hub.connected(self)
         if factory.greeting is not None:
@@ -266,6 +268,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
 
     def _frame(self, data: bytes) -> None:
         framer = self.framer
+        if framer is None:
+            factory = self.factory
+            framer = self.framer = factory.makeFramer(factory.maxLineLength, factory.longLines)
         lines = framer.feed(data)
         if lines:
             self.linesReceived(lines)
@@ -280,6 +285,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
                 "{peer} sent bytes that are not an octet-counted frame: reading LF/NUL-ended lines from here on",
                 peer=self.context.peer,
             )
+        if framer.idle and self.framer is framer:
+            self.framer = None
 
     def setLineMode(self, extra: bytes = b"") -> None:
         """
@@ -335,6 +342,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         self._warnedLong = True
         framer = self.framer
+        assert framer is not None
         policy = framer.policy
         log.warn(
             "{peer} sent a line longer than {limit} bytes ({policy})",
@@ -376,12 +384,13 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
                 self._rateCall.cancel()
             self._rateCall = None
         framer = self.framer
-        rest = framer.finish()
-        if rest:
-            self.linesReceived(rest)
         hub = self.factory.hub
-        hub.oversizeLines += framer.oversizeLines
-        hub.droppedBytes += framer.droppedBytes
+        if framer is not None:
+            rest = framer.finish()
+            if rest:
+                self.linesReceived(rest)
+            hub.oversizeLines += framer.oversizeLines
+            hub.droppedBytes += framer.droppedBytes
         hub.disconnected(self.context)
         self._drainDone()
         connectionLogger = self.factory.connectionLogger

@@ -139,6 +139,10 @@ class Framer(Protocol):
     def buffered(self) -> int:
         """Bytes of an unfinished record held."""
 
+    @property
+    def idle(self) -> bool:
+        """Whether the framer holds nothing a new one would not (so it can be dropped)."""
+
     def feed(self, data: bytes) -> List[bytes]:
         """Add C{data} to the stream; return the records it completed."""
 
@@ -211,6 +215,14 @@ class NulFramer(LineFramer):
                         break
             self.droppedBytes = dropped + len(raw) - start - self.maxLength
         return lines
+
+    @property
+    def idle(self) -> bool:
+        """
+        True when nothing is held: L{LineFramer.idle}, and the last byte fed
+        was not a NUL (whose LF may be next).
+        """
+        return not self._afterNul and super().idle
 
     def finish(self) -> List[bytes]:
         """
@@ -296,6 +308,14 @@ class OctetFramer:
         """
         fallback = self._fallback
         return self._oversize + (fallback.oversizeLines if fallback is not None else 0)
+
+    @property
+    def idle(self) -> bool:
+        """
+        Always false: an octet-counting stream keeps its framer (its state
+        and its fallback are not worth rebuilding).
+        """
+        return False
 
     @property
     def buffered(self) -> int:
@@ -476,6 +496,13 @@ class AutoFramer:
         How many bytes of an unfinished record are held.
         """
         return self._inner.buffered if self._inner is not None else 0
+
+    @property
+    def idle(self) -> bool:
+        """
+        Always false: the framing chosen by the first byte must be kept.
+        """
+        return False
 
     @property
     def framingErrors(self) -> int:

@@ -693,3 +693,66 @@ class ChunkingPropertyTests(SynchronousTestCase):
             # (A rest of maxLength bytes and a CR is known to be too long
             # only when the stream has ended: there is nothing left to close.)
             self.assertEqual(framer.closed, closed)
+
+
+class IdleTests(SynchronousTestCase):
+    """
+    L{LineFramer.idle}: whether the framer holds anything a new one would
+    not, so that it can be dropped between chunks.
+    """
+
+    def test_freshAndAfterWholeLines(self) -> None:
+        """
+        A new framer is idle, and so is one fed only whole lines.
+        """
+        framer = LineFramer()
+        self.assertTrue(framer.idle)
+        framer.feed(b"one\r\ntwo\n")
+        self.assertTrue(framer.idle)
+
+    def test_partialLine(self) -> None:
+        """
+        Part of a line held is not idle, until the line is complete.
+        """
+        framer = LineFramer()
+        framer.feed(b"one\ntw")
+        self.assertFalse(framer.idle)
+        framer.feed(b"o\n")
+        self.assertTrue(framer.idle)
+
+    def test_longLines(self) -> None:
+        """
+        A framer that met a long line keeps its counts (and, mid-line, its
+        state): it is never idle again.
+        """
+        for policy in LongLines:
+            framer = LineFramer(4, policy)
+            framer.feed(b"abcdefgh")
+            self.assertFalse(framer.idle, policy)
+            framer.feed(b"\nok\n")
+            self.assertFalse(framer.idle, policy)
+
+    @given(
+        st.lists(
+            st.lists(st.sampled_from([b"a", b"bcdefghij", b"\n", b"\r", b"\r\n"]), max_size=6).map(b"".join),
+            max_size=10,
+        )
+    )
+    @settings(max_examples=200, deadline=None)
+    def test_dropIdleChangesNothing(self, chunks: List[bytes]) -> None:
+        """
+        Replacing the framer with a new one whenever it is idle gives the
+        same lines as keeping one framer for the whole stream.
+        """
+        kept = LineFramer(8)
+        expected = [line for chunk in chunks for line in kept.feed(chunk)] + kept.finish()
+        framer = LineFramer(8)
+        got: List[bytes] = []
+        for chunk in chunks:
+            got += framer.feed(chunk)
+            if framer.idle:
+                framer = LineFramer(8)
+        got += framer.finish()
+        self.assertEqual(
+            [(bytes(line), lineFlags(line)) for line in got], [(bytes(line), lineFlags(line)) for line in expected]
+        )

@@ -188,6 +188,58 @@ class RecordingTests(SynchronousTestCase):
         self.assertEqual([r["line"] for r in records(sink)], ["after", "line"])
 
 
+class FramerLifetimeTests(SynchronousTestCase):
+    """
+    A connection has a framer only while it holds something: none while
+    idle between whole lines, so that idle connections cost less.
+    """
+
+    def setUp(self) -> None:
+        self.factory, self.sink, self.clock = build()
+        with capturedLogs():
+            self.protocol, self.transport = connect(self.factory)
+
+    def test_noneUntilData(self) -> None:
+        """
+        A new connection, and one that sent only whole lines, has none.
+        """
+        self.assertIsNone(self.protocol.framer)
+        self.protocol.dataReceived(b"one\ntwo\r\n")
+        self.assertIsNone(self.protocol.framer)
+
+    def test_partialLineKept(self) -> None:
+        """
+        Part of a line keeps the framer, and the line is recorded whole
+        once its end comes; a part left at disconnection is recorded as
+        partial.
+        """
+        self.protocol.dataReceived(b"one\ntw")
+        framer = self.protocol.framer
+        assert framer is not None
+        self.assertEqual(framer.buffered, 2)
+        self.protocol.dataReceived(b"o\nthr")
+        with capturedLogs():
+            self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.clock.advance(0.1)
+        got = records(self.sink)
+        self.assertEqual([r["line"] for r in got], ["one", "two", "thr"])
+        self.assertEqual([r.get("partial", False) for r in got], [False, False, True])
+
+    def test_longLineCountsKept(self) -> None:
+        """
+        After a long line the framer stays, with its counts, and they reach
+        the hub at disconnection.
+        """
+        factory, sink, clock = build(maxLineLength=4, longLines=LongLines.truncate)
+        with capturedLogs():
+            protocol, transport = connect(factory)
+            protocol.dataReceived(b"abcdefgh\n")
+            self.assertIsNotNone(protocol.framer)
+            protocol.dataReceived(b"ok\n")
+            protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((factory.hub.oversizeLines, factory.hub.droppedBytes), (1, 4))
+
+
 class LongLineTests(SynchronousTestCase):
     """
     Each C{--long-lines} policy, at the protocol level.

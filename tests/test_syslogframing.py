@@ -926,3 +926,56 @@ class LineTypeTests(SynchronousTestCase):
         """
         for line in OctetFramer(2).feed(b"3 abc"):
             self.assertIsInstance(line, Line)
+
+
+class IdleTests(SynchronousTestCase):
+    """
+    C{idle}: which framers may be dropped between chunks.
+    """
+
+    def test_nul(self) -> None:
+        """
+        A L{NulFramer} is idle after whole records, but not right after a
+        NUL (a LF may follow that belongs to it) nor with part of a record.
+        """
+        framer = NulFramer()
+        self.assertTrue(framer.idle)
+        framer.feed(b"<12>one\n<12>two\x00\n")
+        self.assertTrue(framer.idle)
+        framer.feed(b"<12>three\x00")
+        self.assertFalse(framer.idle)
+        framer.feed(b"\n<12>fo")
+        self.assertFalse(framer.idle)
+        framer.feed(b"ur\n")
+        self.assertTrue(framer.idle)
+
+    @given(
+        st.lists(
+            st.lists(st.sampled_from([b"a", b"bcdefghij", b"\x00", b"\n", b"\r", b"\x00\n"]), max_size=6).map(b"".join),
+            max_size=10,
+        )
+    )
+    @PROPERTY
+    def test_nulDropIdleChangesNothing(self, chunks: List[bytes]) -> None:
+        """
+        Replacing a L{NulFramer} with a new one whenever it is idle gives the
+        same records as keeping one for the whole stream.
+        """
+        expected, _ = frame(NulFramer, chunks, 8)
+        framer = NulFramer(8)
+        got: List[bytes] = []
+        for chunk in chunks:
+            got += framer.feed(chunk)
+            if framer.idle:
+                framer = NulFramer(8)
+        got += framer.finish()
+        self.assertEqual(records(got), expected)
+
+    def test_octetAndAutoNeverIdle(self) -> None:
+        """
+        Octet-counting and auto framers keep their state: never idle.
+        """
+        for factory in (OctetFramer, AutoFramer):
+            framer = factory()
+            framer.feed(b"5 hello")
+            self.assertFalse(framer.idle, factory)
