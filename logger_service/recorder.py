@@ -134,6 +134,11 @@ class Recorder:
         if self.acks:
             self._pendingAcks[context.conn] = self._pendingAcks.get(context.conn, 0) + len(lines)
         if self._pendingBytes >= self.flushBytes:
+            if self._writing:
+                # The write under way may be done already, its result not yet
+                # delivered (that waits for the end of this reactor turn):
+                # take it now, so that the next write starts at once.
+                self.writer.poll()
             self.flush()
         elif self._timer is None and self._inflight is None:
             self._timer = self.clock.callLater(self.flushInterval, self._timerFired)

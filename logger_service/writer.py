@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Callable, Optional, TypeVar
+from collections import deque
+from typing import Any, Callable, Deque, Optional, Tuple, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
@@ -45,6 +46,12 @@ class IWriter(Interface):
         Run nothing more after what is already submitted.
         """
 
+    def poll() -> None:
+        """
+        Fire now, in the reactor thread, the L{Deferred}s of operations that
+        have finished, rather than on the reactor's next turn.
+        """
+
 
 @implementer(IWriter)
 class ImmediateWriter:
@@ -66,6 +73,11 @@ class ImmediateWriter:
         Nothing to stop.
         """
 
+    def poll(self) -> None:
+        """
+        Nothing waits: results are delivered at once.
+        """
+
 
 _STOP = object()
 
@@ -77,6 +89,11 @@ class ThreadWriter:
 
     The thread is a daemon so that a write blocked for good (a pipe nobody
     reads) cannot keep the process from exiting.
+
+    Finished operations wait in a queue of results that the reactor thread
+    empties on its next turn, or sooner through L{poll}: a reactor turn that
+    reads a thousand connections at once would otherwise leave the writer
+    idle until the turn ends, however long the turn.
     """
 
     def __init__(self, reactor: IReactorFromThreads, name: str = "linelogger-writer") -> None:
@@ -84,6 +101,9 @@ class ThreadWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         self._name = name
+        # (deferred, succeeded, result or failure), oldest first; appended by
+        # the writer thread, emptied by the reactor thread only.
+        self._done: Deque[Tuple[Deferred[Any], bool, Any]] = deque()
 
     def run(self, operation: Callable[..., T], *args: Any) -> Deferred[T]:
         """
@@ -103,8 +123,22 @@ class ThreadWriter:
         if self._thread is not None:
             self._queue.put(_STOP)
 
+    def poll(self) -> None:
+        """
+        Fire the L{Deferred}s of the operations that have finished, in
+        order.  Call from the reactor thread only.
+        """
+        done = self._done
+        while done:
+            d, succeeded, result = done.popleft()
+            if succeeded:
+                d.callback(result)
+            else:
+                d.errback(result)
+
     def _work(self) -> None:
         callFromThread = self._reactor.callFromThread
+        done = self._done
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -113,6 +147,7 @@ class ThreadWriter:
             try:
                 result = operation(*args)
             except BaseException:
-                callFromThread(d.errback, Failure())
+                done.append((d, False, Failure()))
             else:
-                callFromThread(d.callback, result)
+                done.append((d, True, result))
+            callFromThread(self.poll)

@@ -37,6 +37,7 @@ class ManualWriter:
 
     def __init__(self) -> None:
         self.queue: List[Tuple[Deferred[Any], Callable[..., Any], Tuple[Any, ...]]] = []
+        self.finished: List[Tuple[Deferred[Any], Callable[[], None]]] = []
         self.stopped = False
 
     def run(self, operation: Callable[..., Any], *args: Any) -> Deferred[Any]:
@@ -49,15 +50,32 @@ class ManualWriter:
 
     def step(self) -> None:
         """
-        Run the oldest queued operation.
+        Run the oldest queued operation, and deliver its result.
+        """
+        self.finish()
+        self.poll()
+
+    def finish(self) -> None:
+        """
+        Run the oldest queued operation, keeping its result until L{poll}
+        (as the writer thread does until the reactor's next turn).
         """
         d, operation, args = self.queue.pop(0)
         try:
             result = operation(*args)
         except BaseException:
-            d.errback(Failure())
+            failure = Failure()
+            self.finished.append((d, lambda: d.errback(failure)))
         else:
-            d.callback(result)
+            self.finished.append((d, lambda: d.callback(result)))
+
+    def poll(self) -> None:
+        """
+        Deliver the results of finished operations.
+        """
+        while self.finished:
+            _, deliver = self.finished.pop(0)
+            deliver()
 
 
 class BatchingTests(SynchronousTestCase):
@@ -392,11 +410,58 @@ class FakeReactorThreads:
         f(*args)
 
 
+class PollTests(SynchronousTestCase):
+    """
+    A write that has finished, its result not yet delivered, does not hold
+    up the next one once a batch is full.
+    """
+
+    def test_fullBatchTakesFinishedWrite(self) -> None:
+        """
+        With a write finished but undelivered, a full batch makes the
+        recorder take that result and start the next write at once.
+        """
+        clock = Clock()
+        sink = MemorySink()
+        writer = ManualWriter()
+        recorder = Recorder(sink, clock, writer=writer, flushBytes=1000)
+        context = RecordContext("192.0.2.1:5555", 1)
+        recorder.record(context, [b"a" * 1100])
+        self.assertEqual(len(writer.queue), 1)
+        writer.finish()
+        recorder.record(context, [b"b" * 500])
+        self.assertEqual((len(writer.queue), len(writer.finished)), (0, 1), "a small batch waits")
+        recorder.record(context, [b"c" * 600])
+        self.assertEqual((len(writer.queue), len(writer.finished)), (1, 0))
+        self.assertEqual(payloads(sink), [b"a" * 1100])
+        writer.step()
+        self.assertEqual(payloads(sink), [b"a" * 1100, b"b" * 500, b"c" * 600])
+
+
 class ThreadWriterTests(SynchronousTestCase):
     """
     L{ThreadWriter} runs operations in order in another thread and reports
     back through C{callFromThread}.
     """
+
+    def test_poll(self) -> None:
+        """
+        L{ThreadWriter.poll} delivers finished results at once, in the
+        calling thread; the reactor's later call delivers nothing twice.
+        """
+        reactor = FakeReactorThreads()
+        writer = ThreadWriter(reactor)  # type: ignore[arg-type]
+        self.addCleanup(writer.stop)
+        results: List[int] = []
+        writer.run(lambda: 1).addCallback(results.append)
+        writer.run(lambda: 2).addCallback(results.append)
+        for _ in range(2):
+            self.assertTrue(reactor.arrived.acquire(timeout=10))
+        writer.poll()
+        self.assertEqual(results, [1, 2])
+        for f, args in reactor.calls:
+            f(*args)
+        self.assertEqual(results, [1, 2])
 
     def test_orderAndResults(self) -> None:
         """
