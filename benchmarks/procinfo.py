@@ -2,7 +2,8 @@
 What the benchmark suite reads from the kernel: Linux C{/proc} only.
 
 Memory is the sum of C{VmRSS} over a process and all its descendants (found
-by walking C{/proc/*/stat}, or with psutil when it is installed).  For a
+through C{/proc/PID/task/TID/children}; where the kernel lacks those files,
+with psutil when it is installed, else by walking C{/proc/*/stat}).  For a
 forking server that sum counts pages shared between the parent and its
 children once per process, so it overstates what the tree really uses.
 
@@ -140,22 +141,58 @@ def treePids(root: int) -> List[int]:
     """
     C{root} and all its descendants that are alive.
     """
-    if psutil is not None:  # pragma: no cover - depends on the environment
+    direct = _childrenFiles(root)
+    if direct is None and psutil is not None:  # pragma: no cover - depends on the environment
         try:
             proc = psutil.Process(root)
             return [root] + [p.pid for p in proc.children(recursive=True)]
         except psutil.Error:
             return []
+    if direct is not None:
+        # Reading only the tree's own /proc entries: the sampler runs every
+        # 50 ms beside the processes it measures, and a scan of every
+        # process on the machine cost it a noticeable share of a core.
+        pids = []
+        todo = [root]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            todo.extend(_childrenFiles(pid) or ())
+        return pids
     children: Dict[int, List[int]] = {}
     for pid, ppid in _parents().items():
         children.setdefault(ppid, []).append(pid)
-    pids: List[int] = []
+    pids = []
     todo = [root]
     while todo:
         pid = todo.pop()
         pids.append(pid)
         todo.extend(children.get(pid, ()))
     return pids
+
+
+def _childrenFiles(pid: int) -> Optional[List[int]]:
+    """
+    The children of C{pid}, from C{/proc/PID/task/TID/children} (kernels
+    built with C{CONFIG_PROC_CHILDREN}); L{None} where the kernel has no
+    such file.  An exited process has no children.
+    """
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found: List[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                found.extend(int(child) for child in f.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task"):
+                return []
+            return None
+        except OSError:
+            continue
+    return found
 
 
 def rssKiB(pid: int) -> int:

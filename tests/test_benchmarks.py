@@ -251,3 +251,36 @@ class VerifyFileTests(SynchronousTestCase):
             verifyFile(path, 2, 3, 100, b"\n"),
             {"missing": 2, "duplicates": 1, "corrupt": 1, "other": 1, "records": 7},
         )
+
+
+class ProcessTreeTests(SynchronousTestCase):
+    """
+    The memory sampler finds a server's whole process tree.
+    """
+
+    def test_treeMatchesScan(self) -> None:
+        """
+        L{benchmarks.procinfo.treePids} finds the same processes as a walk
+        over every process's parent: children and grandchildren.
+        """
+        import signal
+        import time
+
+        from benchmarks import procinfo
+
+        tree = subprocess.Popen(["sh", "-c", "(sleep 30 & sleep 30 & wait) & sleep 30 & wait"], start_new_session=True)
+        self.addCleanup(tree.wait)
+        self.addCleanup(os.killpg, tree.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while len(procinfo.treePids(tree.pid)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        children: Dict[int, List[int]] = {}
+        for pid, ppid in procinfo._parents().items():
+            children.setdefault(ppid, []).append(pid)
+        walked, todo = [], [tree.pid]
+        while todo:
+            pid = todo.pop()
+            walked.append(pid)
+            todo.extend(children.get(pid, ()))
+        self.assertEqual(sorted(procinfo.treePids(tree.pid)), sorted(walked))
+        self.assertEqual(len(walked), 5)
