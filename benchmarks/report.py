@@ -422,7 +422,7 @@ def markdown(info: Dict[str, Any], results: List[Result], chartNote: Optional[st
         + (" (this run did: see its rows)" if any(r["server"] == "linelogger-openssl" for r in results) else "")
         + ".",
         "- The row 'linelogger' is linelogger with its defaults: the headline. By default it logs connections "
-        "('Got connection from', 'disconnected') one by one up to 100 per second and sums up the rest in one "
+        "('Got connection from', 'disconnected') one by one up to 20 per second and sums up the rest in one "
         "log event a second (`--connection-log-rate`); through twistd's log observer each event costs 50-100 µs, "
         "a large share of the time when clients connect briefly by the thousand. "
         "'linelogger --no-connection-log' logs no connections at all (ingest and idle workloads); "

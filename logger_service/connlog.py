@@ -77,7 +77,7 @@ class ConnectionLog:
     def __init__(
         self,
         clock: IReactorTime,
-        rate: float = 100.0,
+        rate: float = 20.0,
         interval: float = 1.0,
         maxHosts: int = 1000,
         logger: Optional[Logger] = None,
@@ -92,7 +92,7 @@ class ConnectionLog:
         self._bucket: Optional[TokenBucket] = None
         if rate:
             self._bucket = TokenBucket(rate, max(rate, 1.0), clock.seconds())
-        # What the summary shows: 100 rather than 100.0.
+        # What the summary shows: 20 rather than 20.0.
         self._rateShown = int(rate) if rate == int(rate) else rate
         self._summaryCall: Optional[IDelayedCall] = None
         self._started = 0.0

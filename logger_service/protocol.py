@@ -82,7 +82,7 @@ class LineLoggerFactory(Factory):
         clock: Optional[IReactorTime] = None,
         framing: str = "lf",
         connectionLog: bool = True,
-        connectionLogRate: float = 100.0,
+        connectionLogRate: float = 20.0,
     ) -> None:
         self.hub = hub
         self.maxLineLength = maxLineLength

@@ -144,7 +144,7 @@ class Options(usage.Options):
         [
             "connection-log-rate",
             None,
-            "100",
+            "20",
             "Connections per second logged one by one; beyond that they are counted and summed up in one "
             "log event a second later.  0: log every connection.",
         ],

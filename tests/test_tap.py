@@ -79,10 +79,10 @@ class OptionsTests(SynchronousTestCase):
 
     def test_connectionLogRate(self) -> None:
         """
-        C{--connection-log-rate}: 100 by default; 0 (every connection) or a
+        C{--connection-log-rate}: 20 by default; 0 (every connection) or a
         positive number; anything else is refused, naming the option.
         """
-        self.assertEqual(parse()["connection-log-rate"], 100.0)
+        self.assertEqual(parse()["connection-log-rate"], 20.0)
         self.assertEqual(parse("--connection-log-rate", "0")["connection-log-rate"], 0.0)
         self.assertEqual(parse("--connection-log-rate", "2.5")["connection-log-rate"], 2.5)
         for value in ["-1", "many", "", "inf", "nan"]:

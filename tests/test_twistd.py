@@ -341,8 +341,11 @@ class ManyClientsTests(_ServerTestMixin, SynchronousTestCase):
             self.assertEqual(grouped[peer], lines, peer)
 
 
+DEFAULT_CONNECTION_LOG_RATE = 20
+"""C{--connection-log-rate} by default: also the burst."""
+
 SUMMARY_PATTERN = re.compile(
-    r"(?m)Connection log over its limit of 100/s: (\d+) connections and (\d+) disconnections \((\d+) lines\) "
+    r"(?m)Connection log over its limit of 20/s: (\d+) connections and (\d+) disconnections \((\d+) lines\) "
     r"in the last ([0-9.]+)s not logged one by one; from (.+)$"
 )
 """The connection log's summary line, at the default rate."""
@@ -375,7 +378,7 @@ class ConnectionLogRateTests(_ServerTestMixin, SynchronousTestCase):
         each sends a line; then half of them close, and twistd gets
         SIGTERM with the other half open.
 
-        At most 100 connections (the burst) plus 100 a second for as long
+        At most 20 connections (the burst) plus 20 a second for as long
         as the connections took are logged one by one, and each of them has
         its disconnection logged too; the summary lines account for the
         rest, connections, disconnections and lines, the last of them
@@ -406,8 +409,9 @@ class ConnectionLogRateTests(_ServerTestMixin, SynchronousTestCase):
             f"\nconnection log: {self.clients} connections in {elapsed:.2f}s: {len(connected)} logged one by one, "
             f"summaries (connections, disconnections, lines): {summaries}"
         )
-        self.assertGreaterEqual(len(connected), 100)
-        self.assertLessEqual(len(connected), 100 + 100 * elapsed + 1)
+        rate = DEFAULT_CONNECTION_LOG_RATE
+        self.assertGreaterEqual(len(connected), rate)
+        self.assertLessEqual(len(connected), rate + rate * elapsed + 1)
         self.assertEqual(len(set(connected)), len(connected))
         self.assertEqual(set(disconnected), set(connected))
         self.assertEqual({lines for lines, _ in disconnected.values()}, {1})
