@@ -72,6 +72,10 @@ class ChatTestCase(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.server = LineLogger(self, "--chat", "--format", "json", *self.options)
+        # The start-up probe was a chat client too: once the server has
+        # seen it go, no "left" line for it can reach the clients a test
+        # connects.
+        self.server.twistd.waitForLog(" disconnected (0 lines;")
 
     def join(self) -> ChatClient:
         """
