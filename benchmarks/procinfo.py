@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import platform
 import resource
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 try:  # pragma: no cover - depends on the environment
     import psutil  # type: ignore[import-not-found,import-untyped,unused-ignore]
@@ -140,34 +140,39 @@ def _parents() -> Dict[int, int]:
 def treePids(root: int) -> List[int]:
     """
     C{root} and all its descendants that are alive.
+
+    Children come from the tree's own C{/proc} entries where the kernel has
+    them (the sampler runs every 50 ms beside the processes it measures, and
+    a scan of every process on the machine cost it a noticeable share of a
+    core); else from psutil, or from one scan of every process's parent.
     """
-    direct = _childrenFiles(root)
-    if direct is None and psutil is not None:  # pragma: no cover - depends on the environment
+    childrenOf: Callable[[int], Sequence[int]]
+    rootChildren: Optional[Sequence[int]] = _childrenFiles(root)
+    if rootChildren is not None:
+
+        def childrenOf(pid: int) -> Sequence[int]:
+            return _childrenFiles(pid) or ()
+
+    elif psutil is not None:  # pragma: no cover - depends on the environment
         try:
-            proc = psutil.Process(root)
-            return [root] + [p.pid for p in proc.children(recursive=True)]
+            return [root] + [p.pid for p in psutil.Process(root).children(recursive=True)]
         except psutil.Error:
             return []
-    if direct is not None:
-        # Reading only the tree's own /proc entries: the sampler runs every
-        # 50 ms beside the processes it measures, and a scan of every
-        # process on the machine cost it a noticeable share of a core.
-        pids = []
-        todo = [root]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            todo.extend(_childrenFiles(pid) or ())
-        return pids
-    children: Dict[int, List[int]] = {}
-    for pid, ppid in _parents().items():
-        children.setdefault(ppid, []).append(pid)
-    pids = []
-    todo = [root]
+    else:
+        children: Dict[int, List[int]] = {}
+        for pid, ppid in _parents().items():
+            children.setdefault(ppid, []).append(pid)
+
+        def childrenOf(pid: int) -> Sequence[int]:
+            return children.get(pid, ())
+
+        rootChildren = childrenOf(root)
+    pids = [root]
+    todo = list(rootChildren or ())
     while todo:
         pid = todo.pop()
         pids.append(pid)
-        todo.extend(children.get(pid, ()))
+        todo.extend(childrenOf(pid))
     return pids
 
 

@@ -113,15 +113,16 @@ class LineLoggerCollector:
         )
         # Closed connections' counts are in the hub, open ones' in their framers
         # (a connection without a framer has counted nothing).
+        framers = [p.framer for p in connections if p.framer is not None]
         yield CounterMetricFamily(
             "linelogger_long_lines_total",
             "Lines longer than --max-line-length (split, truncated or closed on, per --long-lines).",
-            value=hub.oversizeLines + sum(p.framer.oversizeLines for p in connections if p.framer is not None),
+            value=hub.oversizeLines + sum(f.oversizeLines for f in framers),
         )
         yield CounterMetricFamily(
             "linelogger_dropped_bytes_total",
             "Bytes of long lines that --long-lines truncate or close dropped.",
-            value=hub.droppedBytes + sum(p.framer.droppedBytes for p in connections if p.framer is not None),
+            value=hub.droppedBytes + sum(f.droppedBytes for f in framers),
         )
         yield CounterMetricFamily(
             "linelogger_idle_timeouts_total", "Connections closed by --idle-timeout.", value=hub.idleTimeouts

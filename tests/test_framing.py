@@ -731,28 +731,3 @@ class IdleTests(SynchronousTestCase):
             self.assertFalse(framer.idle, policy)
             framer.feed(b"\nok\n")
             self.assertFalse(framer.idle, policy)
-
-    @given(
-        st.lists(
-            st.lists(st.sampled_from([b"a", b"bcdefghij", b"\n", b"\r", b"\r\n"]), max_size=6).map(b"".join),
-            max_size=10,
-        )
-    )
-    @settings(max_examples=200, deadline=None)
-    def test_dropIdleChangesNothing(self, chunks: List[bytes]) -> None:
-        """
-        Replacing the framer with a new one whenever it is idle gives the
-        same lines as keeping one framer for the whole stream.
-        """
-        kept = LineFramer(8)
-        expected = [line for chunk in chunks for line in kept.feed(chunk)] + kept.finish()
-        framer = LineFramer(8)
-        got: List[bytes] = []
-        for chunk in chunks:
-            got += framer.feed(chunk)
-            if framer.idle:
-                framer = LineFramer(8)
-        got += framer.finish()
-        self.assertEqual(
-            [(bytes(line), lineFlags(line)) for line in got], [(bytes(line), lineFlags(line)) for line in expected]
-        )

@@ -143,6 +143,26 @@ def sendCounted(s: socket.socket, data: bytes, stop: threading.Event, progress: 
     return True
 
 
+def readInThread(fd: int) -> Tuple[threading.Thread, List[bytes]]:
+    """
+    Read C{fd} to its end in a daemon thread.
+
+    @return: the thread, and the list it appends each chunk read to.
+    """
+    chunks: List[bytes] = []
+
+    def read() -> None:
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader, chunks
+
+
 class Received:
     """
     What the server sent each of several sockets, and which it closed.
@@ -609,19 +629,7 @@ class StalledStdoutTests(_ServerTestMixin, SynchronousTestCase):
         self.assertLess(stalledProgress, 64 * 1024, "the clients still make progress against a stalled output")
         self.assertFalse(any(done))
 
-        chunks: List[bytes] = []
-        received = [0]
-
-        def read() -> None:
-            while True:
-                chunk = os.read(pipe, 1 << 20)
-                if not chunk:
-                    return
-                chunks.append(chunk)
-                received[0] += chunk.count(b"\n")
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
+        reader, chunks = readInThread(pipe)
         resumed = time.monotonic()
         for t in threads:
             t.join(60.0)
@@ -631,7 +639,12 @@ class StalledStdoutTests(_ServerTestMixin, SynchronousTestCase):
         for s in sockets:
             s.close()
         lines = self.clients * self.linesEach
-        waitFor(f"{lines} records on standard output", lambda: received[0] >= lines, timeout=60.0, interval=0.05)
+        waitFor(
+            f"{lines} records on standard output",
+            lambda: sum(c.count(b"\n") for c in list(chunks)) >= lines,
+            timeout=60.0,
+            interval=0.05,
+        )
         print(f"stalled stdout: the clients finished {drained:.2f}s after the pipe was read again")
         self.stopCleanly(server)
         reader.join(10.0)
@@ -913,17 +926,7 @@ class IdleWhilePausedTests(_ServerTestMixin, SynchronousTestCase):
         stalledLog = server.log()
         events = "\n".join(line for line in stalledLog.splitlines() if peer in line)
 
-        chunks: List[bytes] = []
-
-        def read() -> None:
-            while True:
-                chunk = os.read(pipe, 1 << 20)
-                if not chunk:
-                    return
-                chunks.append(chunk)
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
+        reader, chunks = readInThread(pipe)
         sender.join(30.0)
         self.assertFalse(sender.is_alive(), "the client is stuck after the pipe is read again")
         print(

@@ -956,20 +956,22 @@ class IdleTests(SynchronousTestCase):
         )
     )
     @PROPERTY
-    def test_nulDropIdleChangesNothing(self, chunks: List[bytes]) -> None:
+    def test_dropIdleChangesNothing(self, chunks: List[bytes]) -> None:
         """
-        Replacing a L{NulFramer} with a new one whenever it is idle gives the
-        same records as keeping one for the whole stream.
+        Replacing a L{LineFramer} or L{NulFramer} with a new one whenever it
+        is idle (as a connection does) gives the same records as keeping one
+        for the whole stream.
         """
-        expected, _ = frame(NulFramer, chunks, 8)
-        framer = NulFramer(8)
-        got: List[bytes] = []
-        for chunk in chunks:
-            got += framer.feed(chunk)
-            if framer.idle:
-                framer = NulFramer(8)
-        got += framer.finish()
-        self.assertEqual(records(got), expected)
+        for factory in (LineFramer, NulFramer):
+            expected, _ = frame(factory, chunks, 8)
+            framer = factory(8)
+            got: List[bytes] = []
+            for chunk in chunks:
+                got += framer.feed(chunk)
+                if framer.idle:
+                    framer = factory(8)
+            got += framer.finish()
+            self.assertEqual(records(got), expected, factory)
 
     def test_octetAndAutoNeverIdle(self) -> None:
         """
