@@ -78,7 +78,9 @@ class SendNowTests(SynchronousTestCase):
         is empty: the client receives every byte, in order.
         """
         transport, client, reactor = connectedServer(self)
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # A small send buffer fills the kernel soon; the client's receive
+        # buffer keeps its default, as a tiny receive window would make the
+        # drain below crawl on TCP's persist timer.
         transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         write = sendNow(transport)
         pieces = [bytes([65 + i % 26]) * 10000 + b"\n" for i in range(200)]
