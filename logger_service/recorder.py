@@ -5,8 +5,9 @@ to a sink in batches, with bounded memory, retries, fsync and acks.
 Records are formatted when lines arrive (with the time of their arrival) and
 written together, one write at a time through an L{IWriter}: at the latest
 C{flushInterval} seconds after the first of them arrived, as soon as
-C{flushBytes} wait, or as soon as the previous write finishes, whichever is
-first.  So batches grow by themselves when the output is slow.
+C{flushBytes} (or half of C{bufferBytes}, if less) wait, or as soon as the
+previous write finishes, whichever is first.  So batches grow by themselves
+when the output is slow, and a small buffer never waits for the timer.
 
 Backpressure: once more than C{bufferBytes} of records wait (or while
 writes fail) the recorder tells its C{onPressure} listener to stop reading
@@ -82,7 +83,9 @@ class Recorder:
         self.formatter: Formatter = FORMATTERS[format]
         self.writer: IWriter = writer if writer is not None else ImmediateWriter()
         self.flushInterval = flushInterval
-        self.flushBytes = flushBytes
+        # A buffer smaller than a batch would pause input before a batch is
+        # full, leaving every write to the timer: write at half the buffer.
+        self.flushBytes = min(flushBytes, bufferBytes // 2)
         self.bufferBytes = bufferBytes
         self.fsync = fsync
         self.acks = acks

@@ -196,6 +196,41 @@ class PressureTests(SynchronousTestCase):
         self.assertEqual([p[:4] for p in payloads(sink)], [b"%04d" % i for i in range(sent)])
 
 
+class SmallBufferTests(SynchronousTestCase):
+    """
+    A C{bufferBytes} smaller than a batch (C{flushBytes}) still writes as
+    soon as there is data, not on the timer.
+    """
+
+    def test_writeStartsWithoutTimer(self) -> None:
+        """
+        With a 64 KiB buffer and the default 256 KiB batches, records worth
+        half the buffer start a write at once: the clock never moves.
+        """
+        clock = Clock()
+        sink = MemorySink()
+        writer = ManualWriter()
+        recorder = Recorder(sink, clock, writer=writer, bufferBytes=64 * 1024)
+        pressure: List[bool] = []
+        recorder.onPressure = pressure.append
+        line = b"x" * 100
+        while recorder.pendingBytes < 32 * 1024:
+            self.assertEqual(writer.queue, [])
+            recorder.record(CONTEXT, [line])
+        self.assertEqual(len(writer.queue), 1, "the write started without the timer")
+        self.assertEqual(pressure, [])
+        # Input pauses only once a write is under way, and the write's end
+        # starts the next one at once: the timer is never needed.
+        while not pressure:
+            recorder.record(CONTEXT, [line])
+        sent = recorder.pendingBytes
+        while writer.queue:
+            writer.step()
+        self.assertEqual(pressure, [True, False])
+        self.assertEqual(len(sink.data), sent)
+        self.assertEqual(clock.seconds(), 0)
+
+
 class FailureTests(SynchronousTestCase):
     """
     A failed write loses nothing, is logged once, and is retried; input
