@@ -21,6 +21,9 @@ Durability: with C{fsync=0} every write is followed by an C{fsync}; with
 C{fsync=S} written records are C{fsync}ed at most every C{S} seconds (group
 commit).  C{onDurable} hears, for each connection, how many more of its
 lines are written (and synced, when C{fsync} is set): what C{--ack} sends.
+A sink that rotates or reopens its file syncs the old one first (see
+L{logger_service.sinks.FileSink}'s C{durable}), so a sync covers records
+written to every file since the last.
 """
 
 from __future__ import annotations

@@ -195,7 +195,15 @@ class _AppendingLogFile(LogFile):
         it last was.
         """
         if self._directoryDirty:
-            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                if e.errno not in (errno.EACCES, errno.EPERM):
+                    raise
+                # A directory we may write to but not read: nothing to be done.
+                log.warn("Cannot fsync the directory {directory}: {error}", directory=self.directory, error=e)
+                self._directoryDirty = False
+                return
             try:
                 _sync(fd)
             finally:

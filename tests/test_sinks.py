@@ -237,6 +237,28 @@ class FileSinkTests(SynchronousTestCase):
         sink.close()
         self.assertEqual([e[0] for e in calls.events], ["write", "fsync", "fsyncdir", "write", "fsync"])
 
+    def test_unreadableDirectory(self) -> None:
+        """
+        A directory that may be written but not opened (no read permission)
+        cannot be fsynced: that is logged, and syncing the file still works.
+        """
+        sink = FileSink(self.path, durable=True)
+        sink.write(b"a\n")
+        realOpen = os.open
+
+        def refuseDirectory(path: str, flags: int, *args: Any) -> int:
+            if flags & os.O_DIRECTORY:
+                raise OSError(errno.EACCES, "injected", path)
+            return realOpen(path, flags, *args)
+
+        self.patch(os, "open", refuseDirectory)
+        with capturedLogs() as events:
+            sink.sync()
+            sink.sync()
+        sink.close()
+        (warning,) = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(warning["directory"], self.dir)
+
     def test_tornRecord(self) -> None:
         """
         A file left ending part way through a record (kill -9 during a
