@@ -58,9 +58,9 @@ class _AppendingLogFile(LogFile):
     L{LogFile}'s size-based rotation over a file opened with C{O_APPEND},
     whose writes report how much they wrote instead of losing a short write.
 
-    A batch is split at the last record boundary that fits, so that a file
-    never grows past C{rotateLength}, unless a single record is longer
-    than that (the record then fills a file of its own).
+    The file rotates once it has reached C{rotateLength}: a batch is split
+    after the record that reaches it, so a file grows past the limit by
+    less than one record.
 
     When C{durable}, the current file is C{fsync}ed before it is renamed
     away or closed, and the directory after a file was renamed or opened:
@@ -105,31 +105,26 @@ class _AppendingLogFile(LogFile):
 
     def writeSome(self, data: bytes) -> int:
         """
-        Write C{data}, rotating first, and part way through at a record
-        boundary, where the size limit falls; see L{IRecordSink.write}.
+        Write C{data}, rotating when the file has reached the size limit,
+        before the write or part way through it; see L{IRecordSink.write}.
         """
         limit = self.rotateLength
-        if not limit or self.size + len(data) <= limit:
+        if not limit or self.size + len(data) < limit:
             written = _writeSome(self._file.fileno(), data)
             self.size += written
             return written
         done = 0
         try:
             while done < len(data):
+                if self.size >= limit:
+                    self.rotate()
                 room = limit - self.size
-                if len(data) - done <= room:
+                if room <= 0 or len(data) - done <= room:
+                    # All fits, or the file cannot rotate.
                     end = len(data)
                 else:
-                    end = data.rfind(b"\n", done, done + max(room, 0)) + 1
-                if end <= done:
-                    # Not one more record fits.
-                    if self.size and self.rotate():
-                        continue
-                    if self.size:
-                        end = len(data)
-                    else:
-                        # A record longer than the limit: a file of its own.
-                        end = data.find(b"\n", done) + 1 or len(data)
+                    # Up to the end of the record that reaches the limit.
+                    end = data.find(b"\n", done + room - 1) + 1 or len(data)
                 written = _writeSome(self._file.fileno(), data[done:end])
                 self.size += written
                 done += written
@@ -140,13 +135,14 @@ class _AppendingLogFile(LogFile):
                 raise
         return done
 
-    def rotate(self) -> bool:
+    def rotate(self) -> None:
         """
         Rename FILE to FILE.1 (FILE.1 to FILE.2 and so on, dropping the
         oldest beyond C{maxRotatedFiles}) and open a new FILE.
 
-        @return: whether it rotated; if it may not (no write permission),
-            it says so once and writing goes on to the same file.
+        Without write permission it says so once, and writing goes on to
+        the same file.
+
         @raise OSError: if syncing or renaming failed; the file may be
             tried again.
         """
@@ -154,7 +150,7 @@ class _AppendingLogFile(LogFile):
             if not self._cannotRotate:
                 self._cannotRotate = True
                 log.error("Cannot rotate {path}: no write permission; writing on past the limit", path=self.path)
-            return False
+            return
         self._cannotRotate = False
         old = self._file
         if self.durable:
@@ -172,7 +168,6 @@ class _AppendingLogFile(LogFile):
         log.info("Rotated {path} to {rotated} at {size} bytes", path=self.path, rotated=rotated, size=size)
         if self.durable:
             self.syncDirectory()
-        return True
 
     def reopen(self) -> None:
         """
@@ -222,8 +217,9 @@ class FileSink:
     """
     Append records to a file, creating it if missing, and rotate it by size.
 
-    Rotation never splits a record between two files, and never lets a file
-    grow past C{rotateSize} but by a single record longer than that.
+    A file rotates once it has reached C{rotateSize}, part way through a
+    batch if need be: it grows past the size by less than one record, and
+    no record is split between two files.
 
     @ivar path: the file's path.
     """
