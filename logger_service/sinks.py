@@ -95,13 +95,17 @@ class _AppendingLogFile(LogFile):
             # The last run died part way through writing a record (kill -9,
             # a crash): end that record here, or the next one would be
             # glued onto it.
-            self.size += _writeSome(fd, b"\n")
             self.tornRecords += 1
-            log.warn(
-                "{path} ended part way through a record (the last run was killed while writing?): "
-                "ended that record with a newline",
-                path=self.path,
-            )
+            try:
+                self.size += _writeSome(fd, b"\n")
+            except OSError as e:
+                log.error("{path} ends part way through a record; cannot end it: {error}", path=self.path, error=e)
+            else:
+                log.warn(
+                    "{path} ended part way through a record (the last run was killed while writing?): "
+                    "ended that record with a newline",
+                    path=self.path,
+                )
 
     def writeSome(self, data: bytes) -> int:
         """
