@@ -5,8 +5,9 @@ to a sink in batches, with bounded memory, retries, fsync and acks.
 Records are formatted when lines arrive (with the time of their arrival) and
 written together, one write at a time through an L{IWriter}: at the latest
 C{flushInterval} seconds after the first of them arrived, as soon as
-C{flushBytes} wait, or as soon as the previous write finishes, whichever is
-first.  So batches grow by themselves when the output is slow.
+C{flushBytes} (or half of C{bufferBytes}, if less) wait, or as soon as the
+previous write finishes, whichever is first.  So batches grow by themselves
+when the output is slow, and a small buffer never waits for the timer.
 
 Backpressure: once more than C{bufferBytes} of records wait (or while
 writes fail) the recorder tells its C{onPressure} listener to stop reading
@@ -20,6 +21,9 @@ Durability: with C{fsync=0} every write is followed by an C{fsync}; with
 C{fsync=S} written records are C{fsync}ed at most every C{S} seconds (group
 commit).  C{onDurable} hears, for each connection, how many more of its
 lines are written (and synced, when C{fsync} is set): what C{--ack} sends.
+A sink that rotates or reopens its file syncs the old one first (see
+L{logger_service.sinks.FileSink}'s C{durable}), so a sync covers records
+written to every file since the last.
 """
 
 from __future__ import annotations
@@ -82,7 +86,9 @@ class Recorder:
         self.formatter: Formatter = FORMATTERS[format]
         self.writer: IWriter = writer if writer is not None else ImmediateWriter()
         self.flushInterval = flushInterval
-        self.flushBytes = flushBytes
+        # A buffer smaller than a batch would pause input before a batch is
+        # full, leaving every write to the timer: write at half the buffer.
+        self.flushBytes = min(flushBytes, bufferBytes // 2)
         self.bufferBytes = bufferBytes
         self.fsync = fsync
         self.acks = acks

@@ -15,8 +15,11 @@ import errno
 import os
 from typing import BinaryIO, Optional
 
+from twisted.logger import Logger
 from twisted.python.logfile import LogFile
 from zope.interface import Interface, implementer
+
+log = Logger()
 
 
 class IRecordSink(Interface):
@@ -54,23 +57,157 @@ class _AppendingLogFile(LogFile):
     """
     L{LogFile}'s size-based rotation over a file opened with C{O_APPEND},
     whose writes report how much they wrote instead of losing a short write.
+
+    The file rotates once it has reached C{rotateLength}: a batch is split
+    after the record that reaches it, so a file grows past the limit by
+    less than one record.
+
+    When C{durable}, the current file is C{fsync}ed before it is renamed
+    away or closed, and the directory after a file was renamed or opened:
+    an C{fsync} that follows covers every record written to any file.
+
+    @ivar tornRecords: how many times the file was found ending in the
+        middle of a record when opened, and ended with a newline.
     """
+
+    def __init__(
+        self,
+        name: str,
+        directory: str,
+        rotateLength: Optional[int] = None,
+        maxRotatedFiles: Optional[int] = None,
+        durable: bool = False,
+    ) -> None:
+        self.durable = durable
+        self.tornRecords = 0
+        self._directoryDirty = False
+        self._cannotRotate = False
+        LogFile.__init__(self, name, directory, rotateLength=rotateLength, maxRotatedFiles=maxRotatedFiles)
 
     def _openFile(self) -> None:
         self.closed = False
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, self.defaultMode or 0o644)
         self._file = os.fdopen(fd, "ab", 0)
         self.size = os.fstat(fd).st_size
+        # The file may be new: its name is durable once the directory is.
+        self._directoryDirty = True
+        if self.size and _lastByte(self.path) not in (b"\n", None):
+            # The last run died part way through writing a record (kill -9,
+            # a crash): end that record here, or the next one would be
+            # glued onto it.
+            self.tornRecords += 1
+            try:
+                self.size += _writeSome(fd, b"\n")
+            except OSError as e:
+                log.error("{path} ends part way through a record; cannot end it: {error}", path=self.path, error=e)
+            else:
+                log.warn(
+                    "{path} ended part way through a record (the last run was killed while writing?): "
+                    "ended that record with a newline",
+                    path=self.path,
+                )
 
     def writeSome(self, data: bytes) -> int:
         """
-        Rotate if due, then write C{data}; see L{IRecordSink.write}.
+        Write C{data}, rotating when the file has reached the size limit,
+        before the write or part way through it; see L{IRecordSink.write}.
         """
-        if self.shouldRotate():
-            self.rotate()
-        written = _writeSome(self._file.fileno(), data)
-        self.size += written
-        return written
+        limit = self.rotateLength
+        if not limit or self.size + len(data) < limit:
+            written = _writeSome(self._file.fileno(), data)
+            self.size += written
+            return written
+        done = 0
+        try:
+            while done < len(data):
+                if self.size >= limit:
+                    self.rotate()
+                room = limit - self.size
+                if room <= 0 or len(data) - done <= room:
+                    # All fits, or the file cannot rotate.
+                    end = len(data)
+                else:
+                    # Up to the end of the record that reaches the limit.
+                    end = data.find(b"\n", done + room - 1) + 1 or len(data)
+                written = _writeSome(self._file.fileno(), data[done:end])
+                self.size += written
+                done += written
+                if done < end:
+                    break
+        except OSError:
+            if not done:
+                raise
+        return done
+
+    def rotate(self) -> None:
+        """
+        Rename FILE to FILE.1 (FILE.1 to FILE.2 and so on, dropping the
+        oldest beyond C{maxRotatedFiles}) and open a new FILE.
+
+        Without write permission it says so once, and writing goes on to
+        the same file.
+
+        @raise OSError: if syncing or renaming failed; the file may be
+            tried again.
+        """
+        if not (os.access(self.directory, os.W_OK) and os.access(self.path, os.W_OK)):
+            if not self._cannotRotate:
+                self._cannotRotate = True
+                log.error("Cannot rotate {path}: no write permission; writing on past the limit", path=self.path)
+            return
+        self._cannotRotate = False
+        old = self._file
+        if self.durable:
+            _sync(old.fileno())
+        for i in reversed(self.listLogs()):
+            if self.maxRotatedFiles is not None and i >= self.maxRotatedFiles:
+                os.remove(f"{self.path}.{i}")
+            else:
+                os.rename(f"{self.path}.{i}", f"{self.path}.{i + 1}")
+        rotated = f"{self.path}.1"
+        os.rename(self.path, rotated)
+        size = self.size
+        self._openFile()
+        old.close()
+        log.info("Rotated {path} to {rotated} at {size} bytes", path=self.path, rotated=rotated, size=size)
+        if self.durable:
+            self.syncDirectory()
+
+    def reopen(self) -> None:
+        """
+        Open the path again; close the old file (synced first, when
+        C{durable}) only once the new one is open.
+        """
+        old = self._file
+        previous = _nameOf(old.fileno())
+        if self.durable:
+            _sync(old.fileno())
+        self._openFile()
+        old.close()
+        log.info("Reopened {path}; the records before are in {previous}", path=self.path, previous=previous)
+        if self.durable:
+            self.syncDirectory()
+
+    def syncDirectory(self) -> None:
+        """
+        C{fsync} the directory, if a file in it was renamed or opened since
+        it last was.
+        """
+        if self._directoryDirty:
+            try:
+                fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                if e.errno not in (errno.EACCES, errno.EPERM):
+                    raise
+                # A directory we may write to but not read: nothing to be done.
+                log.warn("Cannot fsync the directory {directory}: {error}", directory=self.directory, error=e)
+                self._directoryDirty = False
+                return
+            try:
+                _sync(fd)
+            finally:
+                os.close(fd)
+            self._directoryDirty = False
 
     def fileno(self) -> int:
         """
@@ -84,15 +221,32 @@ class FileSink:
     """
     Append records to a file, creating it if missing, and rotate it by size.
 
-    Records are written whole batches at a time, so rotation never splits
-    a record between two files.
+    A file rotates once it has reached C{rotateSize}, part way through a
+    batch if need be: it grows past the size by less than one record, and
+    no record is split between two files.
 
     @ivar path: the file's path.
     """
 
-    def __init__(self, path: str, rotateSize: Optional[int] = None, rotateKeep: Optional[int] = None) -> None:
+    def __init__(
+        self, path: str, rotateSize: Optional[int] = None, rotateKeep: Optional[int] = None, durable: bool = False
+    ) -> None:
+        """
+        @param durable: whether records must survive a crash once L{sync}
+            returns, whatever rotated or reopened since: set it when the
+            output is C{fsync}ed.
+        """
         self.path = path
-        self._file = _AppendingLogFile.fromFullPath(path, rotateLength=rotateSize, maxRotatedFiles=rotateKeep)
+        self._file = _AppendingLogFile.fromFullPath(
+            path, rotateLength=rotateSize, maxRotatedFiles=rotateKeep, durable=durable
+        )
+
+    @property
+    def tornRecords(self) -> int:
+        """
+        How many times the file ended part way through a record when opened.
+        """
+        return self._file.tornRecords
 
     def write(self, data: bytes) -> int:
         """
@@ -102,9 +256,11 @@ class FileSink:
 
     def sync(self) -> None:
         """
-        C{fsync} the current file.
+        C{fsync} the current file, and its directory if a file in it was
+        renamed or created since.
         """
         _sync(self._file.fileno())
+        self._file.syncDirectory()
 
     def reopen(self) -> None:
         """
@@ -193,3 +349,31 @@ def _writeSome(fd: int, data: bytes) -> int:
                 return total
             raise
     return total
+
+
+def _lastByte(path: str) -> Optional[bytes]:
+    """
+    The last byte of the file at C{path}, or C{None} if it cannot be read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        return os.pread(fd, 1, size - 1) if size else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _nameOf(fd: int) -> str:
+    """
+    The path the open file C{fd} has now (it may have been renamed since it
+    was opened), as far as the system says.
+    """
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "the previous file"

@@ -257,7 +257,12 @@ def openSink(options: Options) -> IRecordSink:
     output = options["output"]
     if output == "-":
         return StreamSink(sys.stdout.buffer)
-    return FileSink(output, rotateSize=options["rotate-size"] or None, rotateKeep=options["rotate-keep"] or None)
+    return FileSink(
+        output,
+        rotateSize=options["rotate-size"] or None,
+        rotateKeep=options["rotate-keep"] or None,
+        durable=options["fsync"] is not None,
+    )
 
 
 class LineLoggerService(MultiService):

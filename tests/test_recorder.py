@@ -4,6 +4,7 @@ Tests for L{logger_service.recorder} and L{logger_service.writer}.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -16,9 +17,11 @@ from zope.interface import implementer
 
 from logger_service.recorder import Recorder
 from logger_service.records import RecordContext
+from logger_service.sinks import FileSink
 from logger_service.writer import IWriter, ThreadWriter
 
 from .memory import ENOSPC, MemorySink
+from .syscalls import SyscallLog, unsyncedAcks
 
 CONTEXT = RecordContext("10.0.0.1:4000", 7)
 OTHER = RecordContext("10.0.0.2:4000", 8)
@@ -194,6 +197,41 @@ class PressureTests(SynchronousTestCase):
                 writer.step()
         self.assertEqual(calls, [True, False])
         self.assertEqual([p[:4] for p in payloads(sink)], [b"%04d" % i for i in range(sent)])
+
+
+class SmallBufferTests(SynchronousTestCase):
+    """
+    A C{bufferBytes} smaller than a batch (C{flushBytes}) still writes as
+    soon as there is data, not on the timer.
+    """
+
+    def test_writeStartsWithoutTimer(self) -> None:
+        """
+        With a 64 KiB buffer and the default 256 KiB batches, records worth
+        half the buffer start a write at once: the clock never moves.
+        """
+        clock = Clock()
+        sink = MemorySink()
+        writer = ManualWriter()
+        recorder = Recorder(sink, clock, writer=writer, bufferBytes=64 * 1024)
+        pressure: List[bool] = []
+        recorder.onPressure = pressure.append
+        line = b"x" * 100
+        while recorder.pendingBytes < 32 * 1024:
+            self.assertEqual(writer.queue, [])
+            recorder.record(CONTEXT, [line])
+        self.assertEqual(len(writer.queue), 1, "the write started without the timer")
+        self.assertEqual(pressure, [])
+        # Input pauses only once a write is under way, and the write's end
+        # starts the next one at once: the timer is never needed.
+        while not pressure:
+            recorder.record(CONTEXT, [line])
+        sent = recorder.pendingBytes
+        while writer.queue:
+            writer.step()
+        self.assertEqual(pressure, [True, False])
+        self.assertEqual(len(sink.data), sent)
+        self.assertEqual(clock.seconds(), 0)
 
 
 class FailureTests(SynchronousTestCase):
@@ -385,6 +423,77 @@ class DurabilityTests(SynchronousTestCase):
         self.assertTrue(self.successResultOf(recorder.close()))
         self.assertEqual(self.sink.syncs, 2)
         self.assertEqual(self.acks, [{7: 1}, {7: 1}])
+
+
+class RotationDurabilityTests(SynchronousTestCase):
+    """
+    With C{fsync}, a line is acknowledged only once it is on disk, even if
+    its file was rotated or reopened since it was written.
+    """
+
+    def setUp(self) -> None:
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "records.log")
+        self.clock = Clock()
+        self.calls = SyscallLog(self.dir)
+        self.acked = 0
+
+    def make(self, fsync: float, rotateSize: int = 0) -> Recorder:
+        sink = FileSink(self.path, rotateSize=rotateSize or None, durable=True)
+        recorder = Recorder(sink, self.clock, acks=True, fsync=fsync, flushBytes=300)
+        self.calls.install(self.patch)
+
+        def durable(counts: Dict[int, int]) -> None:
+            self.acked += counts[CONTEXT.conn]
+            self.calls.note(["ack", self.acked])
+
+        recorder.onDurable = durable
+        return recorder
+
+    def feed(self, recorder: Recorder, lines: int) -> None:
+        with capturedLogs():
+            for i in range(lines):
+                recorder.record(CONTEXT, [b"line %04d" % i])
+                self.clock.advance(0.01)
+            self.assertTrue(self.successResultOf(recorder.close()))
+        self.assertEqual(self.acked, lines)
+        self.assertEqual(unsyncedAcks(self.calls.events), [])
+
+    def test_groupCommitAcrossRotation(self) -> None:
+        """
+        With group commit, lines written to a file that then rotates are
+        acknowledged only after that file was fsynced.
+        """
+        recorder = self.make(fsync=0.5, rotateSize=500)
+        self.feed(recorder, 300)
+        self.assertGreater(len([e for e in self.calls.events if e[0] == "rename"]), 10)
+
+    def test_fsyncAlwaysAcrossRotation(self) -> None:
+        """
+        With C{fsync} after every write, too.
+        """
+        recorder = self.make(fsync=0, rotateSize=500)
+        self.feed(recorder, 300)
+
+    def test_groupCommitAcrossReopen(self) -> None:
+        """
+        Lines written to a file before a reopen (logrotate moved it) are
+        acknowledged only after that file was fsynced.
+        """
+        recorder = self.make(fsync=10.0)
+        recorder.record(CONTEXT, [b"first"])
+        self.clock.advance(0.05)
+        self.assertEqual(self.acked, 1, "the first sync is due at once")
+        recorder.record(CONTEXT, [b"second"])
+        self.clock.advance(0.05)
+        os.rename(self.path, self.path + ".1")
+        with capturedLogs():
+            recorder.reopen()
+        recorder.record(CONTEXT, [b"third"])
+        self.clock.advance(10)
+        self.assertEqual(self.acked, 3)
+        self.assertEqual(unsyncedAcks(self.calls.events), [])
 
 
 class FakeReactorThreads:

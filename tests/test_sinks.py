@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Any, List
 
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from logger_service.sinks import FileSink, StreamSink
+
+from .syscalls import SyscallLog
 
 
 class FileSinkTests(SynchronousTestCase):
@@ -68,6 +72,223 @@ class FileSinkTests(SynchronousTestCase):
         sink.close()
         self.assertEqual(self.read(self.path + ".old"), b"before\nstill old\n")
         self.assertEqual(self.read(self.path), b"after\n")
+
+    def rotatedFiles(self) -> List[bytes]:
+        """
+        The contents of the rotated files, oldest first, then the current.
+        """
+        rotated = sorted(
+            (int(name.rsplit(".", 1)[1]) for name in os.listdir(self.dir) if name != "records.log"), reverse=True
+        )
+        return [self.read(f"{self.path}.{n}") for n in rotated] + [self.read(self.path)]
+
+    def test_rotationSplitsBatches(self) -> None:
+        """
+        A batch is split after the record that brings the file to the size
+        limit: each rotated file reached the limit and passed it by less
+        than one record; no record is split, lost or doubled.
+        """
+        sink = FileSink(self.path, rotateSize=100)
+        records = [b"record %03d %s\n" % (i, b"x" * (i % 17)) for i in range(60)]
+        for start in range(0, 60, 20):
+            batch = b"".join(records[start : start + 20])
+            self.assertEqual(sink.write(batch), len(batch))
+        sink.close()
+        files = self.rotatedFiles()
+        self.assertGreater(len(files), 10)
+        for content in files[:-1]:
+            self.assertGreaterEqual(len(content), 100)
+            last = content[content.rstrip(b"\n").rfind(b"\n") + 1 :]
+            self.assertLess(len(content) - len(last), 100, "a record was written after the limit was reached")
+        self.assertLess(len(files[-1]), 100 + max(len(r) for r in records))
+        self.assertEqual(b"".join(files), b"".join(records))
+
+    def test_longRecord(self) -> None:
+        """
+        A record longer than the limit goes whole into the current file,
+        which then rotates.
+        """
+        sink = FileSink(self.path, rotateSize=20)
+        data = b"short\n" + b"L" * 50 + b"\n" + b"after\n"
+        self.assertEqual(sink.write(data), len(data))
+        sink.close()
+        self.assertEqual(self.rotatedFiles(), [b"short\n" + b"L" * 50 + b"\n", b"after\n"])
+
+    def test_existingFileOverLimit(self) -> None:
+        """
+        A file already past the limit at start is rotated before the first
+        write.
+        """
+        with open(self.path, "wb") as f:
+            f.write(b"x" * 200 + b"\n")
+        sink = FileSink(self.path, rotateSize=100)
+        sink.write(b"new\n")
+        sink.close()
+        self.assertEqual(self.rotatedFiles(), [b"x" * 200 + b"\n", b"new\n"])
+
+    def test_rotationLogged(self) -> None:
+        """
+        Each rotation is logged at info level with the file names.
+        """
+        sink = FileSink(self.path, rotateSize=10)
+        with capturedLogs() as events:
+            sink.write(b"0123456789\nabc\n")
+        sink.close()
+        rotations = [e for e in events if "Rotated" in e["log_format"]]
+        self.assertEqual(len(rotations), 1)
+        self.assertEqual(rotations[0]["log_level"], LogLevel.info)
+        self.assertEqual((rotations[0]["path"], rotations[0]["rotated"]), (self.path, self.path + ".1"))
+
+    def test_rotationWriteErrorKeepsRest(self) -> None:
+        """
+        If rotating fails part way through a batch, the write reports what
+        went to the old file; the rest is written by the next write.
+        """
+        sink = FileSink(self.path, rotateSize=10, durable=True)
+        failures: List[int] = []
+
+        def failingFsync(fd: int) -> None:
+            failures.append(fd)
+            raise OSError(errno.EIO, "injected")
+
+        realFsync = os.fsync
+        self.patch(os, "fsync", failingFsync)
+        data = b"12345\n67890\nabc\n"
+        self.assertEqual(sink.write(data), 12)
+        self.assertEqual(len(failures), 1)
+        self.patch(os, "fsync", realFsync)
+        self.assertEqual(sink.write(data[12:]), 4)
+        sink.close()
+        self.assertEqual(self.rotatedFiles(), [b"12345\n67890\n", b"abc\n"])
+
+    def syscalls(self) -> SyscallLog:
+        calls = SyscallLog(self.dir)
+        calls.install(self.patch)
+        return calls
+
+    def inode(self, path: str) -> int:
+        return os.stat(path).st_ino
+
+    def test_durableRotation(self) -> None:
+        """
+        When durable, the file is fsynced before it is renamed away (and
+        closed), and the directory after.
+        """
+        sink = FileSink(self.path, rotateSize=10, durable=True)
+        first = self.inode(self.path)
+        calls = self.syscalls()
+        sink.write(b"0123456789\n")
+        sink.write(b"abc\n")
+        second = self.inode(self.path)
+        sink.sync()
+        sink.close()
+        kinds: List[Any] = [event[:2] for event in calls.events]
+        self.assertEqual(
+            kinds,
+            [
+                ["write", first],
+                ["fsync", first],
+                ["rename", self.path],
+                ["fsyncdir"],
+                ["write", second],
+                ["fsync", second],
+            ],
+        )
+        self.assertEqual(self.inode(self.path + ".1"), first)
+
+    def test_notDurableNoSync(self) -> None:
+        """
+        Without C{durable} (no C{--fsync}), rotating costs no fsync.
+        """
+        sink = FileSink(self.path, rotateSize=10)
+        calls = self.syscalls()
+        sink.write(b"0123456789\nabc\n")
+        sink.close()
+        self.assertEqual([e[0] for e in calls.events], ["write", "rename", "write"])
+
+    def test_durableReopen(self) -> None:
+        """
+        When durable, reopening fsyncs the old file before closing it, then
+        the directory; it logs both names at info level.
+        """
+        sink = FileSink(self.path, durable=True)
+        first = self.inode(self.path)
+        sink.write(b"before\n")
+        os.rename(self.path, self.path + ".old")
+        calls = self.syscalls()
+        with capturedLogs() as events:
+            sink.reopen()
+        sink.close()
+        self.assertEqual(calls.events, [["fsync", first], ["fsyncdir"]])
+        (reopened,) = [e for e in events if "Reopened" in e["log_format"]]
+        self.assertEqual(reopened["log_level"], LogLevel.info)
+        self.assertEqual((reopened["path"], reopened["previous"]), (self.path, self.path + ".old"))
+
+    def test_syncAfterOpenSyncsDirectory(self) -> None:
+        """
+        The first sync after a file was opened syncs its directory too (the
+        file may be new); later ones do not.
+        """
+        sink = FileSink(self.path, durable=True)
+        calls = self.syscalls()
+        sink.write(b"a\n")
+        sink.sync()
+        sink.write(b"b\n")
+        sink.sync()
+        sink.close()
+        self.assertEqual([e[0] for e in calls.events], ["write", "fsync", "fsyncdir", "write", "fsync"])
+
+    def test_unreadableDirectory(self) -> None:
+        """
+        A directory that may be written but not opened (no read permission)
+        cannot be fsynced: that is logged, and syncing the file still works.
+        """
+        sink = FileSink(self.path, durable=True)
+        sink.write(b"a\n")
+        realOpen = os.open
+
+        def refuseDirectory(path: str, flags: int, *args: Any) -> int:
+            if flags & os.O_DIRECTORY:
+                raise OSError(errno.EACCES, "injected", path)
+            return realOpen(path, flags, *args)
+
+        self.patch(os, "open", refuseDirectory)
+        with capturedLogs() as events:
+            sink.sync()
+            sink.sync()
+        sink.close()
+        (warning,) = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(warning["directory"], self.dir)
+
+    def test_tornRecord(self) -> None:
+        """
+        A file left ending part way through a record (kill -9 during a
+        write) is ended with a newline when opened, counted and logged, so
+        the next record starts a line of its own.
+        """
+        with open(self.path, "wb") as f:
+            f.write(b"whole\npart")
+        with capturedLogs() as events:
+            sink = FileSink(self.path)
+        sink.write(b"next\n")
+        sink.close()
+        self.assertEqual(self.read(self.path), b"whole\npart\nnext\n")
+        self.assertEqual(sink.tornRecords, 1)
+        (warning,) = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(warning["path"], self.path)
+
+    def test_wholeRecordsUntouched(self) -> None:
+        """
+        A file ending with a newline, or empty, is left as it is.
+        """
+        for content in (b"", b"whole\n"):
+            with open(self.path, "wb") as f:
+                f.write(content)
+            with capturedLogs() as events:
+                sink = FileSink(self.path)
+            sink.close()
+            self.assertEqual(self.read(self.path), content)
+            self.assertEqual((sink.tornRecords, list(events)), (0, []))
 
     def test_diskFull(self) -> None:
         """
