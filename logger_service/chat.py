@@ -241,7 +241,9 @@ class ChatState:
     def _enter(self, member: Member, room: Room) -> List[Event]:
         events: List[Event] = []
         if room.history:
-            events.append(ToMember(member, f"* Last {len(room.history)} messages in {room.name}:"))
+            count = len(room.history)
+            what = "message" if count == 1 else f"{count} messages"
+            events.append(ToMember(member, f"* Last {what} in {room.name}:"))
             events.extend(ToMember(member, text) for text in room.history)
         room.members[member.id] = member
         member.room = room
