@@ -230,6 +230,9 @@ class TelnetTests(ChatTestCase):
         screen.type(b"hello\r")
         self.assertEqual(b.readLine(), f"<{nick}> hello")
         screen.type(b"\x03")
+        # The terminal echoes ^C as it signals telnet: only then is what
+        # follows typed after the interrupt.
+        screen.expect(re.compile(rb"\^C"))
         screen.type(b"after\r")
         self.assertEqual(b.readLine(), f"<{nick}> after")
         b.send("can you see me?")
