@@ -71,14 +71,16 @@ _FORMAT_RANGES = [
 ]
 _DISPLAY.update({c: f"<U+{c:04X}>" for start, end in _FORMAT_RANGES for c in range(start, end + 1)})
 
-# Whether a line needs _DISPLAY at all.  Most lines are printable: then
-# str.isprintable (one loop in C, ASCII or not) says so, as it is false for
-# every character _DISPLAY maps.  It is also false for a few harmless ones
-# (spaces other than " ", unassigned code points): this search settles those.
-_NEEDS_DISPLAY = re.compile(
-    "[\x00-\x1f\x7f-\x9f"
+# Most lines are printable: then str.isprintable (one loop in C, ASCII or
+# not) says so, as it is false for every character _DISPLAY maps.  It is also
+# false for a few harmless ones (spaces other than " ", unassigned code
+# points).  Otherwise, ASCII text goes through str.translate, fast for ASCII;
+# other text is split around the characters _DISPLAY maps, which are then
+# replaced one by one, as str.translate would look up every character of it.
+_SPLIT_DISPLAYED = re.compile(
+    "([\x00-\x1f\x7f-\x9f"
     + "".join(chr(start) if start == end else f"{chr(start)}-{chr(end)}" for start, end in _FORMAT_RANGES)
-    + "]"
+    + "])"
 )
 
 # Control characters a nickname was typed with (before they were made
@@ -111,9 +113,15 @@ def displayText(line: bytes) -> str:
     U+202E, and the line and paragraph separators as C{<U+202E>}.
     """
     text = line.decode("utf-8", "replace")
-    if text.isprintable() or _NEEDS_DISPLAY.search(text) is None:
+    if text.isprintable():
         return text
-    return text.translate(_DISPLAY)
+    if text.isascii():
+        return text.translate(_DISPLAY)
+    pieces = _SPLIT_DISPLAYED.split(text)
+    if len(pieces) == 1:
+        return text
+    pieces[1::2] = [_DISPLAY[ord(char)] for char in pieces[1::2]]
+    return "".join(pieces)
 
 
 def foldName(name: str) -> str:
