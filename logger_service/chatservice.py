@@ -235,9 +235,11 @@ class ChatProtocol(LineLoggerProtocol):
 
     def _frame(self, data: bytes) -> None:
         """
-        Take Telnet commands out of C{data}, answer them, and frame the rest
-        into lines: a telnet user's keys (Ctrl-C sends C{IAC IP IAC DO
-        TIMING-MARK}) are neither recorded nor shown to others.
+        Take Telnet commands out of C{data}, frame the rest into lines, and
+        answer the commands: a telnet user's keys (Ctrl-C sends C{IAC IP IAC
+        DO TIMING-MARK}) are neither recorded nor shown to others.  The
+        answers go after whatever the lines of this chunk brought the
+        client, as a timing mark asks for.
         """
         telnet = self._telnet
         if telnet is None:
@@ -248,10 +250,10 @@ class ChatProtocol(LineLoggerProtocol):
         commands = telnet.commands
         data, answers = telnet.feed(data)
         self.factory.chat.telnetCommands += telnet.commands - commands
-        if answers:
-            self.deliver(answers)
         if data:
             LineLoggerProtocol._frame(self, data)
+        if answers:
+            self.deliver(answers)
 
     def linesReceived(self, lines: Sequence[bytes]) -> None:
         """

@@ -336,3 +336,13 @@ class TelnetTests(ChatTestCase):
             pa.connectionLost(Failure(ConnectionDone()))
         got = self.records()
         self.assertEqual([r["line_b64"] for r in got], ["Ynll/w=="])
+
+    def test_answerAfterOutput(self) -> None:
+        """
+        The answer to a timing mark goes after what the lines before it in
+        the same chunk brought the sender.
+        """
+        pa, a = self.connect()
+        self.received(a)
+        pa.dataReceived(b"/who\r\n\xff\xf4\xff\xfd\x06")
+        self.assertEqual(a.value(), b"* In #lobby (1): guest1\r\n\xff\xfb\x06")
