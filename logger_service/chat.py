@@ -26,12 +26,67 @@ ROOM_PATTERN = re.compile(r"#[A-Za-z0-9_\-]{1,31}\Z")
 MAX_REASON = 100
 """The longest quit reason shown to others, in characters."""
 
-# Control characters shown in caret notation (ESC as ^[), so that no client
-# can move another's cursor or repaint its screen; C1 controls become U+FFFD.
-_DISPLAY = {c: "^" + chr(c + 64) for c in range(0x20)}
+# Characters that are never relayed as they are, by their code point: they
+# are shown in their place as visible text.
+#
+#   - C0 controls (which start terminal escape sequences) in caret notation,
+#     ESC as ^[; a tab becomes a space; DEL is ^?.
+#   - C1 controls (U+0080 to U+009F, e.g. CSI U+009B) in the meta notation of
+#     cat -v: "M-" and the caret notation of the C0 control 0x80 below it
+#     (CSI as M-^[).
+#   - Invisible format characters (Unicode category Cf: bidirectional
+#     overrides, embeddings and isolates, zero-width space, word joiner,
+#     byte order mark, tag characters...) and the line and paragraph
+#     separators U+2028 and U+2029, as <U+XXXX>: they would let one member
+#     reorder or hide text in others' terminals.  Two Cf characters are kept:
+#     the zero-width non-joiner and joiner (U+200C, U+200D), which Persian,
+#     Indic scripts and emoji sequences need and which cannot reorder text.
+_DISPLAY: Dict[int, str] = {c: "^" + chr(c + 0x40) for c in range(0x20)}
 _DISPLAY[0x09] = " "
 _DISPLAY[0x7F] = "^?"
-_DISPLAY.update({c: "\ufffd" for c in range(0x80, 0xA0)})
+_DISPLAY.update({c: "M-^" + chr(c - 0x40) for c in range(0x80, 0xA0)})
+_FORMAT_RANGES = [
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200B),
+    (0x200E, 0x200F),
+    (0x2028, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+]
+_DISPLAY.update({c: f"<U+{c:04X}>" for start, end in _FORMAT_RANGES for c in range(start, end + 1)})
+
+# Most lines are printable: then str.isprintable (one loop in C, ASCII or
+# not) says so, as it is false for every character _DISPLAY maps.  It is also
+# false for a few harmless ones (spaces other than " ", unassigned code
+# points).  Otherwise, ASCII text goes through str.translate, fast for ASCII;
+# other text is split around the characters _DISPLAY maps, which are then
+# replaced one by one, as str.translate would look up every character of it.
+_SPLIT_DISPLAYED = re.compile(
+    "([\x00-\x1f\x7f-\x9f"
+    + "".join(chr(start) if start == end else f"{chr(start)}-{chr(end)}" for start, end in _FORMAT_RANGES)
+    + "])"
+)
+
+# Control characters a nickname was typed with (before they were made
+# visible): C0 but tab (shown as a space, it never ends up in a nickname),
+# DEL, and C1 in UTF-8.
+_NICK_CONTROLS = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|\xc2[\x80-\x9f]")
 
 HELP = [
     "* Commands:",
@@ -52,9 +107,21 @@ def displayText(line: bytes) -> str:
     Turn a received line into text that is safe to show on a terminal.
 
     Invalid UTF-8 becomes U+FFFD; control characters (which start terminal
-    escape sequences) are shown in caret notation, e.g. ESC as C{^[}.
+    escape sequences) are shown in caret notation, e.g. ESC as C{^[}, C1
+    controls in the meta notation of C{cat -v}, e.g. CSI (U+009B) as
+    C{M-^[}; invisible format characters, such as the bidirectional override
+    U+202E, and the line and paragraph separators as C{<U+202E>}.
     """
-    return line.decode("utf-8", "replace").translate(_DISPLAY)
+    text = line.decode("utf-8", "replace")
+    if text.isprintable():
+        return text
+    if text.isascii():
+        return text.translate(_DISPLAY)
+    pieces = _SPLIT_DISPLAYED.split(text)
+    if len(pieces) == 1:
+        return text
+    pieces[1::2] = [_DISPLAY[ord(char)] for char in pieces[1::2]]
+    return "".join(pieces)
 
 
 def foldName(name: str) -> str:
@@ -182,7 +249,9 @@ class ChatState:
     def _enter(self, member: Member, room: Room) -> List[Event]:
         events: List[Event] = []
         if room.history:
-            events.append(ToMember(member, f"* Last {len(room.history)} messages in {room.name}:"))
+            count = len(room.history)
+            what = "message" if count == 1 else f"{count} messages"
+            events.append(ToMember(member, f"* Last {what} in {room.name}:"))
             events.extend(ToMember(member, text) for text in room.history)
         room.members[member.id] = member
         member.room = room
@@ -222,6 +291,9 @@ class ChatState:
             handler = getattr(self, "_cmd_" + command.lower(), None)
             if handler is None or not command:
                 return [ToMember(member, f"! Unknown command /{command}. Type /help for the list.")]
+            if handler == self._cmd_nick and _NICK_CONTROLS.search(line):
+                # Shown, ESC would be ^[, two characters a nickname may hold.
+                return [ToMember(member, "! Nicknames cannot hold control characters.")]
             result: List[Event] = handler(member, argument.strip())
             return result
         if not text.strip():

@@ -26,6 +26,7 @@ from .hub import Hub
 from .limits import TokenBucket
 from .protocol import LineLoggerFactory, LineLoggerProtocol
 from .sendnow import sendNow
+from .telnet import TelnetFilter
 
 log = Logger()
 
@@ -106,6 +107,8 @@ class ChatService:
     @ivar broadcast: delivers room messages.
     @ivar floodDelays: times a client was paused for flooding.
     @ivar slowConsumers: clients disconnected for not reading.
+    @ivar telnetCommands: Telnet commands taken out of clients' input (and
+        answered where they ask for an answer).
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class ChatService:
         self.sendq = sendq
         self.floodDelays = 0
         self.slowConsumers = 0
+        self.telnetCommands = 0
 
     def connect(self, client: ChatProtocol) -> Member:
         """
@@ -193,6 +197,9 @@ class ChatProtocol(LineLoggerProtocol):
     factory: ChatFactory
     member: Optional[Member] = None
     sendQueue: Optional[SendQueue] = None
+    # Made for a client once it sends a byte 0xFF (IAC), which only Telnet
+    # commands and invalid UTF-8 hold: other clients never pay for it.
+    _telnet: Optional[TelnetFilter] = None
 
     def connectionStarted(self) -> None:
         """
@@ -225,6 +232,28 @@ class ChatProtocol(LineLoggerProtocol):
             extra = self.context.extra
             if extra is None or extra["nick"] != member.nick or extra["room"] != member.room.name:
                 self.context.extra = {"nick": member.nick, "room": member.room.name}
+
+    def _frame(self, data: bytes) -> None:
+        """
+        Take Telnet commands out of C{data}, frame the rest into lines, and
+        answer the commands: a telnet user's keys (Ctrl-C sends C{IAC IP IAC
+        DO TIMING-MARK}) are neither recorded nor shown to others.  The
+        answers go after whatever the lines of this chunk brought the
+        client, as a timing mark asks for.
+        """
+        telnet = self._telnet
+        if telnet is None:
+            if b"\xff" not in data:
+                LineLoggerProtocol._frame(self, data)
+                return
+            telnet = self._telnet = TelnetFilter()
+        commands = telnet.commands
+        data, answers = telnet.feed(data)
+        self.factory.chat.telnetCommands += telnet.commands - commands
+        if data:
+            LineLoggerProtocol._frame(self, data)
+        if answers:
+            self.deliver(answers)
 
     def linesReceived(self, lines: Sequence[bytes]) -> None:
         """
@@ -339,6 +368,11 @@ class ChatProtocol(LineLoggerProtocol):
         """
         if self.member is not None:
             self._leave(reason)
+        if self._telnet is not None and not self._finished:
+            # The start of a command that never ended: data after all.
+            rest = self._telnet.finish()
+            if rest:
+                LineLoggerProtocol._frame(self, rest)
         LineLoggerProtocol.finish(self, reason)
 
     def drainTarget(self, target: int, done: Callable[[int], None]) -> None:

@@ -6,6 +6,7 @@ plain state, and L{displayText}.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import List, Sequence, Tuple
 
 from hypothesis import given, settings
@@ -32,6 +33,48 @@ PROPERTY = settings(max_examples=200, deadline=None)
 
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 """Any C0 control, DEL or C1 control."""
+
+JOINERS = "\u200c\u200d"
+"""The two invisible format characters the chat relays as they are."""
+
+UNSAFE = re.compile(
+    "["
+    + "".join(
+        chr(c)
+        for c in range(0x110000)
+        if unicodedata.category(chr(c)) in ("Cc", "Zl", "Zp")
+        or (unicodedata.category(chr(c)) == "Cf" and chr(c) not in JOINERS)
+    )
+    + "]"
+)
+"""
+Any character no relayed text may hold: a control character (C0, DEL, C1),
+a line or paragraph separator, or an invisible format character (Unicode
+category Cf, as this Python knows it) but the zero-width (non-)joiner.
+"""
+
+
+def shown(text: str) -> str:
+    """
+    How the chat shows C{text}, character by character, as README.rst says:
+    the reference L{displayText} must agree with.
+    """
+    out = []
+    for char in text:
+        code = ord(char)
+        if char == "\t":
+            out.append(" ")
+        elif code < 0x20:
+            out.append("^" + chr(code + 0x40))
+        elif code == 0x7F:
+            out.append("^?")
+        elif 0x80 <= code < 0xA0:
+            out.append("M-^" + chr(code - 0x40))
+        elif UNSAFE.match(char):
+            out.append(f"<U+{code:04X}>")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def seen(events: Sequence[Event], member: Member) -> List[str]:
@@ -207,10 +250,21 @@ class DisplayTextTests(SynchronousTestCase):
 
     def test_c1Controls(self) -> None:
         """
-        C1 controls (U+0080 to U+009F, e.g. CSI U+009B) become U+FFFD.
+        C1 controls (U+0080 to U+009F, e.g. CSI U+009B) are shown in the
+        meta notation of C{cat -v}: C{M-} and the caret notation of the C0
+        control 0x80 below.
         """
+        self.assertEqual(displayText("\u009b2J".encode()), "M-^[2J")
+        self.assertEqual(displayText("a\u0085b".encode()), "aM-^Eb")
         for code in range(0x80, 0xA0):
-            self.assertEqual(displayText(chr(code).encode("utf-8")), "\ufffd", hex(code))
+            self.assertEqual(displayText(chr(code).encode("utf-8")), "M-^" + chr(code - 0x40), hex(code))
+
+    def test_invalidUTF8NotAControl(self) -> None:
+        """
+        The raw byte 0x9B (not UTF-8) is invalid UTF-8, shown as U+FFFD, not
+        as the control U+009B.
+        """
+        self.assertEqual(displayText(b"\x9b2J"), "\ufffd2J")
 
     def test_justAboveC1(self) -> None:
         """
@@ -218,13 +272,108 @@ class DisplayTextTests(SynchronousTestCase):
         """
         self.assertEqual(displayText("\u00a0\u00ff".encode()), "\u00a0\u00ff")
 
+    def test_bidiControls(self) -> None:
+        """
+        Bidirectional embeddings, overrides and isolates (U+202A to U+202E,
+        U+2066 to U+2069) and marks are shown as C{<U+XXXX>}, so no one can
+        reorder text on others' screens.
+        """
+        self.assertEqual(displayText("invoice\u202egpj.exe".encode()), "invoice<U+202E>gpj.exe")
+        for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]:
+            self.assertEqual(displayText(chr(code).encode()), f"<U+{code:04X}>", hex(code))
+
+    def test_invisibleCharacters(self) -> None:
+        """
+        Zero-width space, word joiner, soft hyphen, byte order mark and tag
+        characters are shown as C{<U+XXXX>}.
+        """
+        self.assertEqual(displayText("a\u200bb\u2060c\u00add\ufeffe".encode()), "a<U+200B>b<U+2060>c<U+00AD>d<U+FEFF>e")
+        self.assertEqual(displayText("\U000e0041\U000e007f".encode()), "<U+E0041><U+E007F>")
+
+    def test_lineAndParagraphSeparators(self) -> None:
+        """
+        U+2028 and U+2029, which some terminals and clients treat as line
+        breaks, are shown as C{<U+2028>} and C{<U+2029>}.
+        """
+        self.assertEqual(displayText("a\u2028b\u2029c".encode()), "a<U+2028>b<U+2029>c")
+
+    def test_everyFormatCharacter(self) -> None:
+        """
+        Every invisible format character this Python's Unicode database
+        knows (category Cf), and every line or paragraph separator, is
+        shown as C{<U+XXXX>}, but the zero-width non-joiner and joiner.
+        """
+        codes = [
+            c for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cf", "Zl", "Zp") and chr(c) not in JOINERS
+        ]
+        self.assertGreater(len(codes), 150)
+        for code in codes:
+            self.assertEqual(displayText(chr(code).encode("utf-8")), f"<U+{code:04X}>", hex(code))
+
+    def test_joinersKept(self) -> None:
+        """
+        The zero-width non-joiner and joiner, which scripts such as Persian
+        and emoji sequences need, are relayed as they are.
+        """
+        family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+        persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+        self.assertEqual(displayText(family.encode()), family)
+        self.assertEqual(displayText(persian.encode()), persian)
+
+    def test_chinese(self) -> None:
+        """
+        Chinese text, with its full-width punctuation, is relayed as it is;
+        a control character in it is still shown in caret notation.
+        """
+        text = "\u4f8b\u5982\uff0c\u5c0d\u65bc\u4e00\u500b\u804a\u5929\u5ba4\u4f86\u8aaa\u3002"
+        self.assertEqual(displayText(text.encode()), text)
+        self.assertEqual(displayText((text + "\x1b[2J").encode()), text + "^[[2J")
+        self.assertEqual(displayText((text + "\u202e").encode()), text + "<U+202E>")
+        self.assertEqual(displayText(text.encode()[:-1]), text[:-1] + "\ufffd")
+
     @PROPERTY
     @given(st.binary(max_size=200))
     def test_neverControls(self, data: bytes) -> None:
         """
-        Whatever the bytes, the text has no C0 control, DEL or C1 control.
+        Whatever the bytes, the text has no C0 control, DEL, C1 control,
+        line or paragraph separator or invisible format character.
         """
-        self.assertIsNone(CONTROL.search(displayText(data)))
+        self.assertIsNone(UNSAFE.search(displayText(data)))
+
+    @PROPERTY
+    @given(st.text(max_size=100))
+    def test_neverUnsafe(self, text: str) -> None:
+        """
+        Whatever the text, what is shown has no unsafe character.
+        """
+        self.assertIsNone(UNSAFE.search(displayText(text.encode("utf-8", "surrogatepass"))))
+
+    @PROPERTY
+    @given(st.text(max_size=100))
+    def test_everyCharacterShown(self, text: str) -> None:
+        """
+        Any valid text is shown character by character as L{shown} says:
+        the fast paths for clean ASCII and clean UTF-8 lines and the
+        character-by-character one agree.
+        """
+        text = text.encode("utf-8", "replace").decode("utf-8")
+        self.assertEqual(displayText(text.encode("utf-8")), shown(text))
+
+    @PROPERTY
+    @given(
+        st.lists(
+            st.sampled_from(
+                ["a", " ", "\u4e2d", "\u00e9", "\x1b", "\t", "\x7f", "\u009b", "\u202e", "\u200d", "\ufeff"]
+            ),
+            max_size=30,
+        ).map("".join)
+    )
+    def test_mixtures(self, text: str) -> None:
+        """
+        Lines mixing ASCII, Chinese, accented Latin, controls and format
+        characters are shown as L{shown} says.
+        """
+        self.assertEqual(displayText(text.encode("utf-8")), shown(text))
 
     @PROPERTY
     @given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=200))
@@ -238,10 +387,11 @@ class DisplayTextTests(SynchronousTestCase):
     @given(st.text(max_size=100))
     def test_textWithoutControlsUnchanged(self, text: str) -> None:
         """
-        Any text that has no controls and no tab comes back as it was sent
-        in UTF-8.
+        Any text that has no controls, no tab, no separators and no
+        invisible format characters but the joiners comes back as it was
+        sent in UTF-8.
         """
-        text = CONTROL.sub("", text)
+        text = UNSAFE.sub("", text.encode("utf-8", "replace").decode("utf-8"))
         self.assertEqual(displayText(text.encode("utf-8")), text)
 
 
@@ -501,6 +651,35 @@ class NickTests(ChatTestCase):
         self.assertIsNone(CONTROL.search(a.nick), repr(a.nick))
         for text in eventTexts(events):
             self.assertIsNone(CONTROL.search(text), repr(text))
+
+    def test_controlRefused(self) -> None:
+        """
+        A nick typed with a control character is refused with an error that
+        says so, though the character shown in caret notation would be a
+        valid nick (ESC is C{^[}, CSI C{M-^[}): the room never sees it.
+        """
+        a, b = self.members(2)
+        for line in [b"/nick bob\x1b", b"/nick \x1b", b"/nick a\x7f", b"/nick x\xc2\x9b", b"/nick \x00bob"]:
+            events = self.state.say(a, line)
+            self.assertIn("control characters", self.assertError(events, a), line)
+            self.assertEqual(a.nick, "guest1")
+        self.assertEqual(set(self.state.members), {"guest1", "guest2"})
+
+    def test_formatCharacterRefused(self) -> None:
+        """
+        A nick with a bidirectional override is refused.
+        """
+        a, _ = self.members(2)
+        self.assertError(self.state.say(a, "/nick bob\u202e".encode()), a)
+        self.assertEqual(a.nick, "guest1")
+
+    def test_tabBeforeNick(self) -> None:
+        """
+        A tab between C{/nick} and the name is a space, not part of the nick.
+        """
+        a, _ = self.members(2)
+        self.state.say(a, b"/nick\tbob")
+        self.assertEqual(a.nick, "bob")
 
     def test_longestValid(self) -> None:
         """
@@ -1027,7 +1206,7 @@ class HistoryTests(SynchronousTestCase):
         state.say(b, b"/join #games")
         state.say(b, b"in games")
         state.say(a, b"in lobby")
-        self.assertEqual(self.replay(state), ["* Last 1 messages in #lobby:", "<guest1> in lobby"])
+        self.assertEqual(self.replay(state), ["* Last message in #lobby:", "<guest1> in lobby"])
 
     def test_zero(self) -> None:
         """
@@ -1048,7 +1227,22 @@ _PREFIXES = st.sampled_from(
     [b"", b"/", b"//", b"/nick ", b"/join ", b"/join #", b"/me ", b"/msg guest1 ", b"/msg ", b"/quit ", b"/who", b"/x"]
 )
 _HOSTILE = st.lists(
-    st.one_of(st.binary(max_size=8), st.sampled_from([b"\x1b", b"\x1b[2J", b"\x9b", b"\xc2\x9b", b"\x00", b"\x7f"])),
+    st.one_of(
+        st.binary(max_size=8),
+        st.sampled_from(
+            [
+                b"\x1b",
+                b"\x1b[2J",
+                b"\x9b",
+                b"\xc2\x9b",
+                b"\x00",
+                b"\x7f",
+                b"\xe2\x80\xae",
+                b"\xe2\x81\xa6",
+                b"\xe2\x80\xa8",
+            ]
+        ),
+    ),
     max_size=6,
 ).map(b"".join)
 LINES = st.tuples(_PREFIXES, _HOSTILE).map(b"".join)
@@ -1067,9 +1261,9 @@ class HostileInputTests(SynchronousTestCase):
         """
         for event in events:
             for text in eventTexts([event]):
-                self.assertIsNone(CONTROL.search(text), repr(text))
+                self.assertIsNone(UNSAFE.search(text), repr(text))
             if isinstance(event, ToRoom):
-                self.assertIsNone(CONTROL.search(event.room.name), repr(event.room.name))
+                self.assertIsNone(UNSAFE.search(event.room.name), repr(event.room.name))
 
     @PROPERTY
     @given(st.lists(st.tuples(st.integers(min_value=0, max_value=2), LINES), max_size=25))

@@ -5,15 +5,21 @@ sockets on 127.0.0.1.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+import select
+import shutil
 import socket
+import subprocess
+import termios
 import threading
 import time
 from typing import List, Optional
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from .twistd_helpers import LineLogger, parseJSONRecord
+from .twistd_helpers import LineLogger, parseJSONRecord, recvUntil
 
 
 class ChatClient:
@@ -163,9 +169,9 @@ class ConversationTests(ChatTestCase):
         """
         a, b = self.join(), self.join()
         a.expect(f"* {b.nick} joined")
-        a.sock.sendall(b"\x1b[2J\x1b]0;owned\x07 caf\xe9 \xc2\x9b31m\r\n")
+        a.sock.sendall(b"\x1b[2J\x1b]0;owned\x07 caf\xe9 \xc2\x9b31m \xe2\x80\xaegpj.exe\r\n")
         line = b.readLine()
-        self.assertEqual(line, f"<{a.nick}> ^[[2J^[]0;owned^G caf\ufffd \ufffd31m")
+        self.assertEqual(line, f"<{a.nick}> ^[[2J^[]0;owned^G caf\ufffd M-^[31m <U+202E>gpj.exe")
         records = [parseJSONRecord(r) for r in self.server.waitForRecords(1)]
         self.assertEqual(records[0]["nick"], a.nick)
         self.assertEqual(records[0]["room"], "#lobby")
@@ -185,6 +191,108 @@ class ConversationTests(ChatTestCase):
         self.server.waitForRecords(1)
         log = self.server.log()
         self.assertIn("disconnected", log)
+
+
+class TelnetTests(ChatTestCase):
+    """
+    A telnet user's keys never show up on others' screens.
+    """
+
+    def test_telnetCommands(self) -> None:
+        """
+        Telnet commands sent amid a line (what telnet sends for Ctrl-C, an
+        option offer, a window size whose bytes hold LF) are answered to the
+        sender and taken out: the others and the record see the line alone.
+        """
+        a, b = self.join(), self.join()
+        a.expect(f"* {b.nick} joined")
+        a.sock.sendall(b"hel\xff\xf4\xff\xfd\x06lo \xff\xfb\x1f\xff\xfa\x1f\x00\x50\x00\x0a\xff\xf0there\r\n")
+        self.assertEqual(b.readLine(), f"<{a.nick}> hello there")
+        self.assertEqual(recvUntil(a.sock, b"\xff\xfe\x1f"), b"\xff\xfb\x06\xff\xfe\x1f")
+        records = [parseJSONRecord(r) for r in self.server.waitForRecords(1)]
+        self.assertEqual([r["line"] for r in records], ["hello there"])
+
+    def test_realTelnet(self) -> None:
+        """
+        With the C{telnet} program on a terminal: after the user presses
+        Ctrl-C, the others see only what was typed, and the telnet user
+        sees the room again (telnet shows nothing until the server answers
+        the timing mark it sends with Ctrl-C).
+        """
+        program = shutil.which("telnet")
+        if program is None:
+            raise SkipTest("no telnet program")
+        b = self.join()
+        screen = Terminal(self, [program, "127.0.0.1", str(self.server.port)])
+        welcome = screen.expect(re.compile(rb"Welcome, (guest\d+)!"))
+        nick = welcome.group(1).decode()
+        b.expect(f"* {nick} joined")
+        screen.type(b"hello\r")
+        self.assertEqual(b.readLine(), f"<{nick}> hello")
+        screen.type(b"\x03")
+        # The terminal echoes ^C as it signals telnet: only then is what
+        # follows typed after the interrupt.
+        screen.expect(re.compile(rb"\^C"))
+        screen.type(b"after\r")
+        self.assertEqual(b.readLine(), f"<{nick}> after")
+        b.send("can you see me?")
+        screen.expect(re.compile(re.escape(f"<{b.nick}> can you see me?").encode()))
+        records = [parseJSONRecord(r) for r in self.server.waitForRecords(3)]
+        self.assertEqual([r["line"] for r in records if r["nick"] == nick], ["hello", "after"])
+
+
+class Terminal:
+    """
+    A program running on a pseudo-terminal of its own (its controlling
+    terminal, so that Ctrl-C reaches it as a terminal's would).
+    """
+
+    def __init__(self, testCase: SynchronousTestCase, command: List[str]) -> None:
+        self.master, slave = os.openpty()
+        testCase.addCleanup(os.close, self.master)
+        self.screen = b""
+
+        def controllingTerminal() -> None:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.process = subprocess.Popen(
+            command,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=controllingTerminal,
+        )
+        os.close(slave)
+        testCase.addCleanup(self.process.wait, 10)
+        testCase.addCleanup(self.process.kill)
+
+    def type(self, keys: bytes) -> None:
+        """
+        Type C{keys} on the terminal.
+        """
+        os.write(self.master, keys)
+
+    def expect(self, pattern: re.Pattern[bytes], timeout: float = 20.0) -> re.Match[bytes]:
+        """
+        Wait until what the program wrote to its terminal matches
+        C{pattern}.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            match = pattern.search(self.screen)
+            if match is not None:
+                return match
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{pattern.pattern!r} not on the screen: {self.screen!r}")
+            if select.select([self.master], [], [], remaining)[0]:
+                try:
+                    self.screen += os.read(self.master, 4096)
+                except OSError:
+                    raise AssertionError(
+                        f"the program left; {pattern.pattern!r} not on the screen: {self.screen!r}"
+                    ) from None
 
 
 class FloodTests(ChatTestCase):

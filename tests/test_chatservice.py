@@ -274,3 +274,75 @@ class SendQueueTests(SynchronousTestCase):
         self.assertEqual(overflowed, [])
         queue.write(b"5")
         self.assertEqual(overflowed, [True])
+
+
+class TelnetTests(ChatTestCase):
+    """
+    Telnet commands from a telnet client are answered, and neither recorded
+    nor shown to others.
+    """
+
+    def test_interrupt(self) -> None:
+        """
+        Ctrl-C in telnet (C{IAC IP IAC DO TIMING-MARK}) amid a line: the
+        others see the line without it, the record holds the line without
+        it, and the sender gets C{IAC WILL TIMING-MARK}, which telnet waits
+        for before it shows anything again.
+        """
+        pa, a = self.connect()
+        _, b = self.connect()
+        self.received(a)
+        self.received(b)
+        pa.dataReceived(b"hel")
+        pa.dataReceived(b"\xff\xf4\xff\xfd\x06")
+        pa.dataReceived(b"lo\r\n")
+        self.clock.advance(0)
+        self.assertEqual(a.value(), b"\xff\xfb\x06")
+        self.assertEqual(self.received(b), ["<guest1> hello"])
+        self.assertEqual([r["line"] for r in self.records()], ["hello"])
+        self.assertEqual(self.chat.telnetCommands, 2)
+
+    def test_negotiationRefused(self) -> None:
+        """
+        A client that offers and asks for options (a telnet client on port
+        23 would) is refused each, and a window size subnegotiation, whose
+        bytes may hold LF, does not cut the line in two.
+        """
+        pa, a = self.connect()
+        _, b = self.connect()
+        self.received(a)
+        self.received(b)
+        pa.dataReceived(b"\xff\xfb\x1f\xff\xfd\x01hi \xff\xfa\x1f\x00\x50\x00\x0a\xff\xf0there\r\n")
+        self.assertEqual(a.value(), b"\xff\xfe\x1f\xff\xfc\x01")
+        self.assertEqual(self.received(b), ["<guest1> hi there"])
+
+    def test_otherClientsPayNothing(self) -> None:
+        """
+        A client that never sends 0xFF has no Telnet state.
+        """
+        pa, _ = self.connect()
+        pa.dataReceived(b"hello\r\n")
+        self.assertIsNone(pa._telnet)
+        self.assertNotIn("_telnet", vars(pa))
+
+    def test_unfinishedCommandAtEnd(self) -> None:
+        """
+        What looked like the start of a command when the connection ended
+        is recorded as data: nothing received is lost.
+        """
+        pa, _ = self.connect()
+        pa.dataReceived(b"bye\xff")
+        with capturedLogs():
+            pa.connectionLost(Failure(ConnectionDone()))
+        got = self.records()
+        self.assertEqual([r["line_b64"] for r in got], ["Ynll/w=="])
+
+    def test_answerAfterOutput(self) -> None:
+        """
+        The answer to a timing mark goes after what the lines before it in
+        the same chunk brought the sender.
+        """
+        pa, a = self.connect()
+        self.received(a)
+        pa.dataReceived(b"/who\r\n\xff\xf4\xff\xfd\x06")
+        self.assertEqual(a.value(), b"* In #lobby (1): guest1\r\n\xff\xfb\x06")
