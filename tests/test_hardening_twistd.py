@@ -29,6 +29,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from logger_service.connlog import plural
+
 from .twistd_helpers import LineLogger, assertCleanShutdown, parseTextRecord, parseTime, recvAll, recvUntil, waitFor
 
 """
@@ -221,7 +223,7 @@ class _ServerTestMixin:
         sending its number of lines: every line was then received and
         handed to the recorder, and a SIGTERM writes it.
         """
-        expected = [f"{peer} disconnected ({count} lines;" for peer, count in peers.items()]
+        expected = [f"{peer} disconnected ({plural(count, 'line')};" for peer, count in peers.items()]
 
         def check() -> Optional[str]:
             log = server.log()
@@ -1099,7 +1101,7 @@ class ChurnTests(_ServerTestMixin, SynchronousTestCase):
             expected = (r + 1) * self.perRound
 
             def closed(expected: int = expected) -> bool:
-                return server.log().count(" disconnected (1 lines;") >= expected
+                return server.log().count(" disconnected (1 line;") >= expected
 
             waitFor(f"{expected} connections closed", closed, timeout=30.0, interval=0.1)
             server.waitForRecords(expected, timeout=30.0)

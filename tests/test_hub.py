@@ -145,7 +145,7 @@ class DrainTests(SynchronousTestCase):
         with capturedLogs() as events:
             self.successResultOf(self.service.stopService())
         formats = [e["log_format"] for e in events]
-        self.assertEqual(formats.count("{peer} disconnected ({lines} lines; {reason})"), 1)
+        self.assertEqual(formats.count("{peer} disconnected ({linesText}; {reason})"), 1)
         [summary] = [e for e in events if "hosts" in e]
         self.assertEqual((summary["connections"], summary["disconnections"], summary["lines"]), (2, 2, 2))
         self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -508,7 +508,7 @@ class ConnectionLogTests(SynchronousTestCase):
         self.assertEqual([p._connectionLogged for p in protocols], [True, True, False, False, False])
         formats = [e["log_format"] for e in events]
         self.assertEqual(formats.count("Got connection from {peer}"), 2)
-        self.assertEqual(formats.count("{peer} disconnected ({lines} lines; {reason})"), 2)
+        self.assertEqual(formats.count("{peer} disconnected ({linesText}; {reason})"), 2)
         self.assertEqual([e["peer"] for e in events if "peer" in e], ["192.0.2.1:1", "192.0.2.1:2"] * 2)
         [summary] = [e for e in events if "hosts" in e]
         self.assertEqual((summary["connections"], summary["disconnections"], summary["lines"]), (3, 3, 3))
