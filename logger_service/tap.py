@@ -140,6 +140,13 @@ class Options(usage.Options):
         ["max-connections", None, 10000, "The most connections open at once; 0 for no limit."],
         ["max-per-ip", None, 0, "The most connections open at once from one IP address; 0 for no limit."],
         ["idle-timeout", None, "0", "Close a connection that sends nothing for this many seconds; 0 for never."],
+        [
+            "line-timeout",
+            None,
+            "60",
+            "Close a connection that holds an unfinished line (one begun and not ended) for this many seconds, "
+            "as a client trickling bytes does; 0 for never.",
+        ],
         ["max-rate", None, "0", "Lines per second one connection may send before reading from it pauses; 0: any."],
         [
             "connection-log-rate",
@@ -228,7 +235,7 @@ class Options(usage.Options):
             self[name] = wholeNumber(name, self[name], minimum=0)
         self["flood-rate"] = positiveNumber("flood-rate", self["flood-rate"])
         self["drain-timeout"] = positiveNumber("drain-timeout", self["drain-timeout"])
-        for name in ("idle-timeout", "max-rate", "connection-log-rate"):
+        for name in ("idle-timeout", "line-timeout", "max-rate", "connection-log-rate"):
             self[name] = nonNegativeNumber(name, self[name])
         self["fsync"] = fsyncSetting(self["fsync"])
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
@@ -351,6 +358,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         longLines=options["long-lines"],
         greeting=greeting.encode("utf-8") if greeting is not None else None,
         idleTimeout=options["idle-timeout"],
+        lineTimeout=options["line-timeout"],
         maxRate=options["max-rate"],
         acks=options["ack"],
         clock=reactor,
