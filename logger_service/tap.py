@@ -14,6 +14,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
+from . import fdlimit
 from .framing import LongLines
 from .hub import Hub, HubService
 from .limits import ConnectionLimits, parseNetwork
@@ -350,7 +351,14 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         fsync=options["fsync"],
         acks=options["ack"],
     )
-    limits = ConnectionLimits(options["max-connections"], options["max-per-ip"], options["allow"])
+    listeners = len(options["port"]) + (1 if options["metrics"] else 0)
+    try:
+        descriptors = fdlimit.fit(options["max-connections"], options["backlog"], listeners)
+    except ValueError as e:
+        raise SystemExit(f"linelogger: {e}") from None
+    if descriptors.message is not None:
+        log.warn("{message}", message=descriptors.message)
+    limits = ConnectionLimits(descriptors.maxConnections, options["max-per-ip"], options["allow"])
     hub = Hub(recorder, limits)
     greeting = options["greeting"]
     settings = dict(
@@ -396,7 +404,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         metricsService(options["metrics"], hub, chat, reactor).setServiceParent(top)
     ports: List[str] = options["port"]
     for description in ports:
-        description = withBacklog(description, options["backlog"])
+        description = withBacklog(description, descriptors.backlog)
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
     # Last: it starts once every listener is up (READY=1), and stops first
     # (STOPPING=1).
