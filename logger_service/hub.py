@@ -349,7 +349,8 @@ class HubService(Service):
         # sent is as much before the signal as what the others sent.
         for protocol in list(self.hub.connections.values()) + list(self.hub.awaitingHeader.values()):
             pending = pendingInput(protocol)
-            if pending > 0 and "long-line" not in protocol._pausedFor:
+            closing = "long-line" in protocol._pausedFor or "closing" in protocol._pausedFor
+            if pending > 0 and not closing:
                 key = id(protocol)
                 progress = lambda key=key: self._progress(key)  # noqa: E731
                 self._waiting[key] = InputDrain(protocol, pending, progress)

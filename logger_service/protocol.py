@@ -421,6 +421,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         C{--long-lines close}: tell the client, and close.
         """
+        if "long-line" in self._pausedFor:
+            # Still paused, and said once: no further ack can close it again.
+            self._pausedFor = tuple(r for r in self._pausedFor if r != "long-line") + ("closing",)
         self.transport.write(b"error: line longer than %d bytes; closing connection\r\n" % self.factory.maxLineLength)
         self.transport.loseConnection()
 
