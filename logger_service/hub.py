@@ -396,8 +396,7 @@ class HubService(Service):
             protocol.finish("server shutting down")
         for protocol in list(self.hub.awaitingHeader.values()):
             # No header yet, so no lines either.
-            protocol.transport.loseConnection()
-        self.hub.awaitingHeader.clear()
+            protocol.closeUnstarted()
         if self.connectionLog is not None:
             # Those disconnections may be waiting for a summary that the
             # reactor would not live to run.

@@ -480,6 +480,16 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         else:
             self._drainDone()
 
+    def closeUnstarted(self) -> None:
+        """
+        At shutdown, close a connection still waiting for its PROXY header
+        (it has sent no lines); it is not a refusal.
+        """
+        if self._awaitingProxyHeader:
+            self._awaitingProxyHeader = False
+            self.factory.hub.awaitingHeader.pop(id(self), None)
+        self.transport.loseConnection()
+
     def _proxyHeaderMissing(self) -> None:
         """
         The connection ended before a PROXY header was read: if the PROXY

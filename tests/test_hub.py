@@ -9,11 +9,13 @@ import socket
 from typing import List, Tuple
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, capturedLogs
 from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service.hub import Hub, HubService, LogThrottle, pendingInput
@@ -301,3 +303,16 @@ class WrappedDrainTests(SynchronousTestCase):
         self.successResultOf(stopped)
         self.assertEqual(self.lines(), ["behind a balancer"])
         self.assertEqual(self.hub.awaitingHeader, {})
+
+    def test_proxyHeaderNeverCame(self) -> None:
+        """
+        A connection still waiting for its PROXY header when the stop ends
+        is closed, and not counted as refused.
+        """
+        wrapper, ours, theirs = self.connect(HAProxyWrappingFactory(self.factory))
+        with capturedLogs():
+            self.successResultOf(self.service.stopService())
+            self.assertTrue(wrapper.transport.disconnecting)  # type: ignore[union-attr]
+            wrapper.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.hub.awaitingHeader, {})
+        self.assertEqual(self.hub.refused, {})
