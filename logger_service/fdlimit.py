@@ -8,9 +8,11 @@ closes what it accepts at once (its C{EMFILE} recovery), and clients see
 C{Connection reset by peer}.  So at start linelogger raises its soft limit
 to the hard limit, as servers commonly do, and if that is still too few
 for C{--max-connections}, admits only as many connections as the
-descriptors allow (and lowers the listen backlog, which bounds how many
-clients one round of accepts can take, so that those refused meanwhile
-fit as well), saying so in one log line.
+descriptors allow, saying so in one log line.  Descriptors are kept for the
+clients being refused as well: the listen backlog is lowered, and each
+listener accepts at most C{backlog + 1} connections per turn of the reactor
+(L{AcceptPacer}), so that those refused in one turn, whose descriptors are
+freed in the next, stay within what is kept for them.
 
 L{plan} is pure: the limits and the descriptors open are passed in.
 """
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
+
+from .hub import socketLayer
 
 RESERVE = 16
 """
@@ -40,11 +44,15 @@ class Plan(NamedTuple):
     @ivar backlog: the listen backlog to use.
     @ivar message: a warning to log when the limit is too low for
         C{--max-connections}, else C{None}.
+    @ivar acceptsPerTurn: the most connections a listener may accept per
+        turn of the reactor (L{AcceptPacer}); 0 to leave Twisted's own
+        pacing alone.
     """
 
     maxConnections: int
     backlog: int
     message: Optional[str]
+    acceptsPerTurn: int = 0
 
 
 def plan(maxConnections: int, backlog: int, listeners: int, soft: int, hard: int, openNow: int) -> Plan:
@@ -53,10 +61,10 @@ def plan(maxConnections: int, backlog: int, listeners: int, soft: int, hard: int
     descriptors, C{openNow} of which are open already.
 
     Connections admitted plus connections being refused must stay below
-    the limit.  One round of accepts takes at most what the kernel queued
-    (the backlog, plus one), and the connections refused in one round are
-    closed by the end of the next, so C{2 * (backlog + 1)} descriptors are
-    kept for refusals.
+    the limit.  A listener accepts at most C{backlog + 1} connections per
+    turn of the reactor (see L{AcceptPacer}), and the connections refused
+    in one turn are closed (their C{error:} line written) in the next, so
+    C{2 * (backlog + 1)} descriptors are kept for refusals.
 
     @param maxConnections: C{--max-connections} (0: no limit but the
         descriptors', which is then applied without a message).
@@ -80,14 +88,14 @@ def plan(maxConnections: int, backlog: int, listeners: int, soft: int, hard: int
         )
     if not maxConnections:
         # No limit asked for: the descriptors' is the only one.
-        return Plan(admit, smallBacklog, None)
+        return Plan(admit, smallBacklog, None, smallBacklog + 1)
     message = (
         f"The open-file limit (ulimit -n) is {soft} descriptors (hard limit {describe(hard)}), too few for "
         f"--max-connections {maxConnections}: admitting at most {admit} connections at once (the rest are "
         f"refused with an error: line), listen backlog {smallBacklog}; raise the limit (LimitNOFILE= in a "
         f"systemd unit) to admit more"
     )
-    return Plan(admit, smallBacklog, message)
+    return Plan(admit, smallBacklog, message, smallBacklog + 1)
 
 
 def describe(limit: int) -> str:
@@ -141,3 +149,44 @@ def fit(maxConnections: int, backlog: int, listeners: int) -> Plan:
     if soft == resource.RLIM_INFINITY:
         soft = UNLIMITED_CAP
     return plan(maxConnections, backlog, listeners, soft, hard, openDescriptors())
+
+
+class AcceptPacer:
+    """
+    Keep each listener to at most C{most} accepts per turn of the reactor.
+
+    Twisted's TCP and UNIX listeners accept in a loop of up to
+    C{numberAccepts} connections each time they are readable, and grow
+    that number by 20 after each loop that reached it; a loop does not
+    stop for anything else but an empty queue.  Clients connecting as fast
+    as they are accepted could so take any number of descriptors in one
+    turn.  L{watch} shadows the C{doRead} of a connection's listener (on
+    that instance, once) with one that first brings C{numberAccepts} back
+    to C{most}.  Listeners it cannot recognise are left alone.
+
+    @ivar most: the most accepts per turn.
+    """
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self._paced: Dict[int, Any] = {}
+
+    def watch(self, transport: Any) -> None:
+        """
+        Pace the listener that accepted the connection of C{transport}
+        (under any TLS or PROXY-protocol layer), if not yet done.
+        """
+        port = getattr(socketLayer(transport), "server", None)
+        if port is None or id(port) in self._paced or not isinstance(getattr(port, "numberAccepts", None), int):
+            return
+        self._paced[id(port)] = port
+        port.numberAccepts = min(port.numberAccepts, self.most)
+        accept = port.doRead
+        most = self.most
+
+        def doRead() -> Any:
+            if port.numberAccepts > most:
+                port.numberAccepts = most
+            return accept()
+
+        port.doRead = doRead

@@ -21,6 +21,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from .connlog import ConnectionLog
+from .fdlimit import AcceptPacer
 from .framing import LongLines
 from .hub import Hub
 from .limits import TokenBucket
@@ -70,6 +71,8 @@ class LineLoggerFactory(Factory):
         C{None} without C{connectionLog}.
     @ivar framing: how lines end: C{lf}, C{nul}, C{octet} or C{auto} (see
         L{logger_service.syslogframing}).
+    @ivar acceptPacer: paces the listeners' accepts where the open-file
+        limit is short, or C{None}.
     """
 
     noisy = False
@@ -88,6 +91,7 @@ class LineLoggerFactory(Factory):
         connectionLog: bool = True,
         connectionLogRate: float = 20.0,
         lineTimeout: float = 0,
+        acceptsPerTurn: int = 0,
     ) -> None:
         self.hub = hub
         self.maxLineLength = maxLineLength
@@ -104,6 +108,7 @@ class LineLoggerFactory(Factory):
         if clock is None:
             clock = hub.recorder.clock
         self.clock = clock
+        self.acceptPacer: Optional[AcceptPacer] = AcceptPacer(acceptsPerTurn) if acceptsPerTurn else None
         self.connectionLogger: Optional[ConnectionLog] = None
         if connectionLog:
             self.connectionLogger = ConnectionLog(clock, connectionLogRate, logger=log)
@@ -169,6 +174,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         Start the connection; behind a PROXY-protocol listener
         (C{haproxy:}), wait until the header has said who the client is.
         """
+        if self.factory.acceptPacer is not None:
+            self.factory.acceptPacer.watch(self.transport)
         if isinstance(self.transport, _PROXY_WRAPPERS):
             self._awaitingProxyHeader = True
             # Known to the hub, so that a shutdown drains what it sent too.

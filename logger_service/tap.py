@@ -367,6 +367,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         greeting=greeting.encode("utf-8") if greeting is not None else None,
         idleTimeout=options["idle-timeout"],
         lineTimeout=options["line-timeout"],
+        acceptsPerTurn=descriptors.acceptsPerTurn,
         maxRate=options["max-rate"],
         acks=options["ack"],
         clock=reactor,

@@ -15,7 +15,7 @@ from typing import Any, Dict, List
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.fdlimit import RESERVE, fit, openDescriptors, plan
+from logger_service.fdlimit import RESERVE, AcceptPacer, fit, openDescriptors, plan
 
 from .twistd_helpers import LineLogger, assertCleanShutdown, parseTextRecord, recvUntil
 
@@ -30,7 +30,7 @@ class PlanTests(SynchronousTestCase):
         """
         With descriptors to spare, the options stand and nothing is said.
         """
-        self.assertEqual(plan(10000, 1024, 1, 1 << 20, 1 << 20, 10), (10000, 1024, None))
+        self.assertEqual(plan(10000, 1024, 1, 1 << 20, 1 << 20, 10), (10000, 1024, None, 0))
 
     def test_justEnough(self) -> None:
         """
@@ -38,7 +38,7 @@ class PlanTests(SynchronousTestCase):
         of refusals is enough; one descriptor less is not.
         """
         soft = 100 + 2 * (10 + 1) + 1 + RESERVE + 7
-        self.assertEqual(plan(100, 10, 1, soft, soft, 7), (100, 10, None))
+        self.assertEqual(plan(100, 10, 1, soft, soft, 7), (100, 10, None, 0))
         self.assertIsNotNone(plan(100, 10, 1, soft - 1, soft, 7).message)
 
     def test_tooFew(self) -> None:
@@ -51,6 +51,7 @@ class PlanTests(SynchronousTestCase):
         free = 1024 - 12 - 2 - RESERVE
         self.assertEqual(result.backlog, free // 8)
         self.assertEqual(result.maxConnections, free - 2 * (result.backlog + 1))
+        self.assertEqual(result.acceptsPerTurn, result.backlog + 1)
         assert result.message is not None
         self.assertIn("1024 descriptors", result.message)
         self.assertIn("--max-connections 10000", result.message)
@@ -87,6 +88,56 @@ class PlanTests(SynchronousTestCase):
         resource.setrlimit(resource.RLIMIT_NOFILE, (openDescriptors() + 100, hard))
         fit(10, 8, 1)
         self.assertEqual(resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)
+
+
+class FakePort:
+    """
+    A listener as Twisted's TCP port paces itself: C{numberAccepts} grows
+    by 20 after each loop that reached it.
+    """
+
+    def __init__(self) -> None:
+        self.numberAccepts = 100
+        self.loops: List[int] = []
+
+    def doRead(self) -> None:
+        self.loops.append(self.numberAccepts)
+        self.numberAccepts += 20
+
+
+class FakeTransport:
+    """
+    A connection's transport, which knows the listener that accepted it.
+    """
+
+    def __init__(self, server: FakePort) -> None:
+        self.server = server
+
+
+class AcceptPacerTests(SynchronousTestCase):
+    """
+    L{AcceptPacer} keeps a listener's accept loops short.
+    """
+
+    def test_pace(self) -> None:
+        """
+        Once a connection of a listener is watched, each of the listener's
+        loops accepts at most C{most}, however Twisted grows the number;
+        watching it again changes nothing.
+        """
+        port = FakePort()
+        pacer = AcceptPacer(5)
+        pacer.watch(FakeTransport(port))
+        pacer.watch(FakeTransport(port))
+        for _ in range(3):
+            port.doRead()
+        self.assertEqual(port.loops, [5, 5, 5])
+
+    def test_unknownListener(self) -> None:
+        """
+        A transport without a recognisable listener is left alone.
+        """
+        AcceptPacer(5).watch(object())
 
 
 class LowLimitTwistdTests(SynchronousTestCase):
