@@ -375,12 +375,12 @@ class ChatProtocol(LineLoggerProtocol):
                 LineLoggerProtocol._frame(self, rest)
         LineLoggerProtocol.finish(self, reason)
 
-    def drainTarget(self, target: int, done: Callable[[int], None]) -> None:
+    def drain(self, done: Callable[[], None]) -> None:
         """
         At shutdown, read at full speed: stop holding this client's lines.
         """
         self._stopHolding()
-        LineLoggerProtocol.drainTarget(self, target, done)
+        LineLoggerProtocol.drain(self, done)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """

@@ -24,14 +24,23 @@ log = Logger()
 CONNECTED = "Got connection from {peer}"
 """The log format of a connection logged one by one."""
 
-DISCONNECTED = "{peer} disconnected ({lines} lines; {reason})"
-"""The log format of a disconnection logged one by one."""
+DISCONNECTED = "{peer} disconnected ({linesText}; {reason})"
+"""The log format of a disconnection logged one by one (C{linesText}: C{1
+line}, C{2 lines}...; the count itself is the field C{lines})."""
 
 SUMMARY = (
     "Connection log over its limit of {rate}/s: {connections} connections and {disconnections} disconnections "
     "({lines} lines) in the last {seconds}s not logged one by one; from {hosts}"
 )
 """The log format of the summary of the connections not logged one by one."""
+
+
+def plural(count: int, noun: str) -> str:
+    """
+    C{count} and C{noun}, in the plural unless C{count} is 1: C{1 line},
+    C{0 lines}, C{2 lines}.
+    """
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def hostOf(context: RecordContext) -> str:
@@ -134,7 +143,14 @@ class ConnectionLog:
         @param logged: what L{connected} returned for it.
         """
         if logged:
-            self.logger.info(DISCONNECTED, peer=context.peer, conn=context.conn, lines=lines, reason=reason)
+            self.logger.info(
+                DISCONNECTED,
+                peer=context.peer,
+                conn=context.conn,
+                lines=lines,
+                linesText=plural(lines, "line"),
+                reason=reason,
+            )
             return
         self._disconnections += 1
         self._lines += lines

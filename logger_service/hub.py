@@ -6,6 +6,12 @@ lines they frame; the hub passes them to the recorder.  At shutdown the hub
 drains: it keeps reading each open connection until it has everything the
 kernel had received for it when the shutdown began, then records any partial
 lines, closes the connections and closes the recorder.
+
+The drain counts bytes where the kernel counts them: on the socket, below
+any TLS or PROXY-protocol layer (see L{InputDrain}).  What TLS clients send
+is counted as ciphertext there, and every complete TLS record among those
+bytes is decrypted and handed on before the count is reached, so nothing a
+client of any transport sent before the signal is left unread.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import fcntl
 import itertools
 import termios
 import time
-from typing import TYPE_CHECKING, Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.address import UNIXAddress
@@ -50,6 +56,11 @@ class Hub:
     @ivar droppedBytes: bytes C{--long-lines truncate} or C{close} dropped,
         on closed connections.
     @ivar idleTimeouts: connections closed for being idle.
+    @ivar lineTimeouts: connections closed for holding an unfinished line
+        too long (C{--line-timeout}).
+    @ivar awaitingHeader: connections behind a PROXY-protocol listener
+        whose header has not come yet (not yet in C{connections}), by
+        C{id()}.
     @ivar framingErrors: connections whose octet-counted framing broke.
     @ivar inputPauses: times input was paused because the output was behind.
     @ivar rateDelays: times a connection was paused by C{--max-rate}.
@@ -67,6 +78,8 @@ class Hub:
         self.oversizeLines = 0
         self.droppedBytes = 0
         self.idleTimeouts = 0
+        self.lineTimeouts = 0
+        self.awaitingHeader: Dict[int, LineLoggerProtocol] = {}
         self.framingErrors = 0
         self.inputPauses = 0
         self.rateDelays = 0
@@ -89,11 +102,19 @@ class Hub:
         if refusal is None:
             return None
         reason, message = refusal
+        self.refuse(reason, address, message)
+        return message
+
+    def refuse(self, reason: str, address: object, message: str) -> None:
+        """
+        Count and log (at most once per 10 seconds per reason) a connection
+        from C{address} refused for C{reason}.
+        """
+        host = getattr(address, "host", None)
         self.refused[reason] = self.refused.get(reason, 0) + 1
         self._refusalLog.warn(
             reason, "Refused a connection from {host}: {message}", host=host, message=message, reason=reason
         )
-        return message
 
     def connected(self, protocol: LineLoggerProtocol) -> RecordContext:
         """
@@ -202,18 +223,90 @@ class LogThrottle:
         self.logger.warn(format, suppressed=suppressed, **kwargs)
 
 
+def socketLayer(transport: Any) -> Any:
+    """
+    The transport at the bottom of C{transport}'s stack: the one that reads
+    the socket.  A TLS or PROXY-protocol layer is a protocol wrapper that
+    is the transport of the protocol above it and keeps the transport below
+    it as its own C{transport}.
+    """
+    for _ in range(8):
+        # From the instance itself: a protocol wrapper would pass a missing
+        # attribute on to the transport below it.
+        below = vars(transport).get("transport") if hasattr(transport, "__dict__") else None
+        if below is None:
+            break
+        transport = below
+    return transport
+
+
 def pendingInput(protocol: LineLoggerProtocol) -> int:
     """
-    How many bytes the kernel holds, not yet read, for C{protocol}'s socket.
+    How many bytes the kernel holds, not yet read, for C{protocol}'s socket
+    (below any TLS or PROXY-protocol layer).
 
     @return: the count, or 0 where the transport has no socket to ask.
     """
     try:
-        fileno = protocol.transport.getHandle().fileno()  # type: ignore[attr-defined]
+        fileno = socketLayer(protocol.transport).getHandle().fileno()
         buf = fcntl.ioctl(fileno, termios.FIONREAD, b"\0\0\0\0")
-    except (AttributeError, OSError, ValueError):
+    except (AttributeError, OSError, ValueError, TypeError):
         return 0
     return int.from_bytes(buf, "little", signed=True)
+
+
+class InputDrain:
+    """
+    Count the bytes one connection's socket delivers from now on, and say
+    when C{pending} of them have come.
+
+    The count is taken where the socket's transport hands its bytes to the
+    protocol above it: to the line protocol itself on plain TCP, UNIX or an
+    adopted socket; to Twisted's TLS or PROXY-protocol wrapper otherwise.
+    That protocol's C{dataReceived} is shadowed, on that instance and only
+    while the drain lasts, by L{dataReceived}.  The wrapper has done with
+    the bytes when its C{dataReceived} returns: Twisted's TLS layer
+    decrypts every complete record they hold (reading until OpenSSL has
+    nothing more to give) and hands the plaintext on at once, and the PROXY
+    layer hands on whatever follows the header, so when the count is
+    reached the line protocol has had all that the client sent before.
+
+    @ivar protocol: the line protocol being drained.
+    @ivar receiver: the protocol the socket's transport delivers to.
+    @ivar left: bytes still to come.
+    """
+
+    def __init__(self, protocol: LineLoggerProtocol, pending: int, done: Callable[[], None]) -> None:
+        self.protocol = protocol
+        bottom = socketLayer(protocol.transport)
+        receiver = getattr(bottom, "protocol", None)
+        self.receiver: Any = protocol
+        if receiver is not None:
+            self.receiver = receiver
+        self.left = pending
+        self._done: Optional[Callable[[], None]] = done
+        self._original = self.receiver.dataReceived
+        self.receiver.dataReceived = self.dataReceived
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Count C{data}, hand it on, and end the drain once all has come.
+        """
+        self.left -= len(data)
+        self._original(data)
+        if self.left <= 0:
+            self.stop()
+
+    def stop(self) -> None:
+        """
+        Stop counting (the count was reached, or the connection is gone),
+        and say so, once.
+        """
+        if vars(self.receiver).get("dataReceived") == self.dataReceived:
+            del self.receiver.dataReceived
+        done, self._done = self._done, None
+        if done is not None:
+            done()
 
 
 class HubService(Service):
@@ -241,7 +334,7 @@ class HubService(Service):
         self.drainTimeout = drainTimeout
         self.connectionLog = connectionLog
         self._stopped: Optional[Deferred[None]] = None
-        self._waiting: Dict[int, int] = {}
+        self._waiting: Dict[int, InputDrain] = {}
         self._timeout: Optional[IDelayedCall] = None
 
     def stopService(self) -> Deferred[None]:
@@ -252,11 +345,16 @@ class HubService(Service):
         Service.stopService(self)
         stopped: Deferred[None] = Deferred()
         self._stopped = stopped
-        for conn, protocol in list(self.hub.connections.items()):
+        # Connections still waiting for their PROXY header too: what they
+        # sent is as much before the signal as what the others sent.
+        for protocol in list(self.hub.connections.values()) + list(self.hub.awaitingHeader.values()):
             pending = pendingInput(protocol)
-            if pending > 0:
-                self._waiting[conn] = protocol.bytesReceived + pending
-                protocol.drainTarget(self._waiting[conn], self._progress)
+            closing = "long-line" in protocol._pausedFor or "closing" in protocol._pausedFor
+            if pending > 0 and not closing:
+                key = id(protocol)
+                progress = lambda key=key: self._progress(key)  # noqa: E731
+                self._waiting[key] = InputDrain(protocol, pending, progress)
+                protocol.drain(progress)
             else:
                 # What it sends from now on was sent after the signal.
                 protocol.pauseReading("stopping")
@@ -267,15 +365,17 @@ class HubService(Service):
             self._finish()
         return stopped
 
-    def _progress(self, conn: int) -> None:
+    def _progress(self, key: int) -> None:
         """
-        Connection C{conn} has delivered all it had, or closed: stop reading
-        it, so that the connections still draining get the time.
+        The connection whose C{id()} is C{key} has delivered all it had, or
+        closed: stop reading it, so that the connections still draining get
+        the time.
         """
-        self._waiting.pop(conn, None)
-        protocol = self.hub.connections.get(conn)
-        if protocol is not None:
-            protocol.pauseReading("stopping")
+        drain = self._waiting.pop(key, None)
+        if drain is None:
+            return
+        drain.stop()
+        drain.protocol.pauseReading("stopping")
         if not self._waiting and self._timeout is not None:
             self._finish()
 
@@ -289,9 +389,14 @@ class HubService(Service):
                 count=len(self._waiting),
                 timeout=self.drainTimeout,
             )
+            for drain in list(self._waiting.values()):
+                drain.stop()
             self._waiting.clear()
         for protocol in list(self.hub.connections.values()):
             protocol.finish("server shutting down")
+        for protocol in list(self.hub.awaitingHeader.values()):
+            # No header yet, so no lines either.
+            protocol.closeUnstarted()
         if self.connectionLog is not None:
             # Those disconnections may be waiting for a summary that the
             # reactor would not live to run.

@@ -15,13 +15,15 @@ C{prometheus_client}'s process collector come too, on Linux)::
     linelogger_connections_open                 gauge    connections open now
     linelogger_connections_total                counter  connections accepted
     linelogger_connections_refused_total        counter  connections refused, by reason (label reason:
-                                                         max-connections, max-per-ip, not-allowed)
+                                                         max-connections, max-per-ip, not-allowed,
+                                                         no-proxy-header)
     linelogger_lines_received_total             counter  lines received (each piece of a split line counts)
     linelogger_received_bytes_total             counter  bytes received from clients
     linelogger_long_lines_total                 counter  lines longer than --max-line-length (split,
                                                          truncated or closed on, per --long-lines)
     linelogger_dropped_bytes_total              counter  bytes --long-lines truncate or close dropped
     linelogger_idle_timeouts_total              counter  connections closed by --idle-timeout
+    linelogger_line_timeouts_total              counter  connections closed by --line-timeout
     linelogger_rate_delays_total                counter  times --max-rate paused reading a connection
     linelogger_input_paused                     gauge    1 while reading from every client is paused
                                                          because the output is behind or failing, else 0
@@ -63,7 +65,7 @@ from twisted.web.server import Site
 from .chatservice import ChatService
 from .hub import Hub
 
-REFUSAL_REASONS = ("max-connections", "max-per-ip", "not-allowed")
+REFUSAL_REASONS = ("max-connections", "max-per-ip", "not-allowed", "no-proxy-header")
 """
 The reasons L{logger_service.limits.ConnectionLimits.refusal} gives, shown
 with 0 before the first refusal so that C{rate()} and alerts see the series
@@ -126,6 +128,9 @@ class LineLoggerCollector:
         )
         yield CounterMetricFamily(
             "linelogger_idle_timeouts_total", "Connections closed by --idle-timeout.", value=hub.idleTimeouts
+        )
+        yield CounterMetricFamily(
+            "linelogger_line_timeouts_total", "Connections closed by --line-timeout.", value=hub.lineTimeouts
         )
         yield CounterMetricFamily(
             "linelogger_rate_delays_total", "Times --max-rate paused reading a connection.", value=hub.rateDelays

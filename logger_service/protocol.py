@@ -21,6 +21,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from .connlog import ConnectionLog
+from .fdlimit import AcceptPacer
 from .framing import LongLines
 from .hub import Hub
 from .limits import TokenBucket
@@ -55,6 +56,10 @@ class LineLoggerFactory(Factory):
     @ivar greeting: sent to each client on connect, or C{None}.
     @ivar idleTimeout: seconds of silence before a connection is closed
         (0: never).
+    @ivar lineTimeout: seconds a connection may hold an unfinished line
+        (one it has started and not ended) before it is closed (0: no
+        limit): stops a client that trickles bytes, which the idle timeout
+        never sees as idle.
     @ivar maxRate: lines per second a connection may send before reading
         from it pauses (0: no limit).
     @ivar acks: whether clients are told C{ok N} as their lines are written.
@@ -66,6 +71,8 @@ class LineLoggerFactory(Factory):
         C{None} without C{connectionLog}.
     @ivar framing: how lines end: C{lf}, C{nul}, C{octet} or C{auto} (see
         L{logger_service.syslogframing}).
+    @ivar acceptPacer: paces the listeners' accepts where the open-file
+        limit is short, or C{None}.
     """
 
     noisy = False
@@ -83,12 +90,15 @@ class LineLoggerFactory(Factory):
         framing: str = "lf",
         connectionLog: bool = True,
         connectionLogRate: float = 20.0,
+        lineTimeout: float = 0,
+        acceptsPerTurn: int = 0,
     ) -> None:
         self.hub = hub
         self.maxLineLength = maxLineLength
         self.longLines = longLines
         self.greeting = greeting
         self.idleTimeout = idleTimeout
+        self.lineTimeout = lineTimeout
         self.maxRate = maxRate
         self.acks = acks
         self.framing = framing
@@ -98,6 +108,7 @@ class LineLoggerFactory(Factory):
         if clock is None:
             clock = hub.recorder.clock
         self.clock = clock
+        self.acceptPacer: Optional[AcceptPacer] = AcceptPacer(acceptsPerTurn) if acceptsPerTurn else None
         self.connectionLogger: Optional[ConnectionLog] = None
         if connectionLog:
             self.connectionLogger = ConnectionLog(clock, connectionLogRate, logger=log)
@@ -140,8 +151,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self.acknowledged = 0
         self._finished = True
         self._warnedLong = False
-        self._drainTarget = 0
-        self._drained: Optional[Callable[[int], None]] = None
+        # The line timeout's call while an unfinished line is held.
+        self._lineCall: Optional[IDelayedCall] = None
+        self._drained: Optional[Callable[[], None]] = None
         # Reasons reading is paused; a tuple, as a set would cost 216 bytes
         # on every one of ten thousand idle connections.
         self._pausedFor: Tuple[str, ...] = ()
@@ -162,8 +174,12 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         Start the connection; behind a PROXY-protocol listener
         (C{haproxy:}), wait until the header has said who the client is.
         """
+        if self.factory.acceptPacer is not None:
+            self.factory.acceptPacer.watch(self.transport)
         if isinstance(self.transport, _PROXY_WRAPPERS):
             self._awaitingProxyHeader = True
+            # Known to the hub, so that a shutdown drains what it sent too.
+            self.factory.hub.awaitingHeader[id(self)] = self
             if self.factory.idleTimeout:
                 self.setTimeout(self.factory.idleTimeout)
             return
@@ -174,8 +190,10 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         The client is known: refuse it if a limit says so; else register
         with the hub, greet the client, log the connection.
         """
-        self._awaitingProxyHeader = False
         factory = self.factory
+        if self._awaitingProxyHeader:
+            self._awaitingProxyHeader = False
+            factory.hub.awaitingHeader.pop(id(self), None)
         refusal = factory.hub.admit(self.transport.getPeer())
         if refusal is not None:
             self.transport.write(b"error: " + refusal.encode("utf-8") + b"\r\n")
@@ -206,8 +224,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         if not self._pausedFor:
             self.transport.pauseProducing()
             # Input waiting unread is not idleness: no idle timeout while
-            # we are the ones not reading.
+            # we are the ones not reading, nor a line timeout.
             self.setTimeout(None)
+            self._stopLineTimer()
         if reason not in self._pausedFor:
             self._pausedFor += (reason,)
 
@@ -221,6 +240,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
                 self.transport.resumeProducing()
                 if self.factory.idleTimeout:
                     self.setTimeout(self.factory.idleTimeout)
+                if self.framer is not None and self.factory.lineTimeout:
+                    # The unfinished line gets the whole time again.
+                    self._lineCall = self.factory.clock.callLater(self.factory.lineTimeout, self._lineTimedOut)
 
     def timeoutConnection(self) -> None:
         """
@@ -228,13 +250,46 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         factory = self.factory
         if self._finished:
-            # Never started: no PROXY header came.
+            if self._awaitingProxyHeader:
+                # Never started: no PROXY header came.
+                self._awaitingProxyHeader = False
+                factory.hub.refuse(
+                    "no-proxy-header",
+                    self.transport.getPeer(),
+                    f"no PROXY header within {factory.idleTimeout:g} seconds",
+                )
+                factory.hub.awaitingHeader.pop(id(self), None)
             self.transport.loseConnection()
             return
         factory.hub.idleTimeouts += 1
         log.info("{peer} sent nothing for {timeout}s: closing", peer=self.context.peer, timeout=factory.idleTimeout)
         self.transport.write(b"error: idle for %d seconds; closing connection\r\n" % factory.idleTimeout)
         self.finish("idle timeout")
+
+    def _stopLineTimer(self) -> None:
+        call = self._lineCall
+        if call is not None:
+            if call.active():
+                call.cancel()
+            self._lineCall = None
+
+    def _lineTimedOut(self) -> None:
+        """
+        An unfinished line was held for C{--line-timeout} seconds: say so,
+        record what came of it, and close.
+        """
+        self._lineCall = None
+        if self._finished or self.framer is None:
+            return
+        factory = self.factory
+        factory.hub.lineTimeouts += 1
+        log.info(
+            "{peer} held an unfinished line for {timeout}s: closing",
+            peer=self.context.peer,
+            timeout=factory.lineTimeout,
+        )
+        self.transport.write(b"error: no end of line in %d seconds; closing connection\r\n" % factory.lineTimeout)
+        self.finish("line timeout")
 
     def acknowledge(self, count: int) -> None:
         """
@@ -244,6 +299,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self.acknowledged += count
         if self.factory.acks and not self._finished:
             self.transport.write(b"ok %d\r\n" % self.acknowledged)
+            if "long-line" in self._pausedFor and self.acknowledged >= self.lineCount:
+                self._closeForLongLine()
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -263,8 +320,6 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self._frame(data)
         else:
             self.rawDataReceived(data)
-        if self._drained is not None and self.bytesReceived >= self._drainTarget:
-            self._drainDone()
 
     def _frame(self, data: bytes) -> None:
         framer = self.framer
@@ -279,14 +334,24 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         if not self._framingChecked and framingErrors(framer):
             self._framingChecked = True
             self.factory.hub.framingErrors += 1
-            # In auto mode a first line that starts with a digit is expected.
-            emit = log.info if self.factory.framing == "auto" else log.warn
-            emit(
+            # A warning in auto mode too: the client meant one framing and
+            # its records may now be cut where it did not mean them to be.
+            log.warn(
                 "{peer} sent bytes that are not an octet-counted frame: reading LF/NUL-ended lines from here on",
                 peer=self.context.peer,
             )
-        if framer.idle and self.framer is framer:
-            self.framer = None
+        if framer.idle:
+            if self.framer is framer:
+                self.framer = None
+            if self._lineCall is not None:
+                self._stopLineTimer()
+        elif self.factory.lineTimeout and not self._pausedFor and self.framer is framer:
+            # An unfinished line is held: it must end within the line
+            # timeout.  A new one starts the time afresh.
+            if self._lineCall is None:
+                self._lineCall = self.factory.clock.callLater(self.factory.lineTimeout, self._lineTimedOut)
+            elif lines:
+                self._lineCall.reset(self.factory.lineTimeout)
 
     def setLineMode(self, extra: bytes = b"") -> None:
         """
@@ -351,23 +416,35 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             policy=policy.value,
         )
         if policy is LongLines.close:
-            self.transport.write(b"error: line longer than %d bytes; closing connection\r\n" % framer.maxLength)
-            self.transport.loseConnection()
+            if self.factory.acks and self.acknowledged < self.lineCount:
+                # The lines before it (and its first bytes) are recorded:
+                # with --ack the client hears so before the connection
+                # closes (see acknowledge).
+                self.pauseReading("long-line")
+                return
+            self._closeForLongLine()
 
-    def drainTarget(self, target: int, done: Callable[[int], None]) -> None:
+    def _closeForLongLine(self) -> None:
         """
-        Call C{done(conn)} once C{target} bytes in all have been received, or
-        the connection is lost.
+        C{--long-lines close}: tell the client, and close.
         """
-        self._drainTarget = target
+        if "long-line" in self._pausedFor:
+            # Still paused, and said once: no further ack can close it again.
+            self._pausedFor = tuple(r for r in self._pausedFor if r != "long-line") + ("closing",)
+        self.transport.write(b"error: line longer than %d bytes; closing connection\r\n" % self.factory.maxLineLength)
+        self.transport.loseConnection()
+
+    def drain(self, done: Callable[[], None]) -> None:
+        """
+        A shutdown is reading what this client sent before it: call
+        C{done()} once, when this connection is finished or lost.
+        """
         self._drained = done
-        if self.bytesReceived >= target:
-            self._drainDone()
 
     def _drainDone(self) -> None:
         done, self._drained = self._drained, None
         if done is not None:
-            done(self.context.conn)
+            done()
 
     def finish(self, reason: str) -> None:
         """
@@ -379,6 +456,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             return
         self._finished = True
         self.setTimeout(None)
+        self._stopLineTimer()
         if self._rateCall is not None:
             if self._rateCall.active():
                 self._rateCall.cancel()
@@ -402,5 +480,32 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         Record a last unterminated line, and log the disconnection.
         """
+        if self._awaitingProxyHeader:
+            self._proxyHeaderMissing()
         if not self._finished:
             self.finish(reason.getErrorMessage())
+        else:
+            self._drainDone()
+
+    def closeUnstarted(self) -> None:
+        """
+        At shutdown, close a connection still waiting for its PROXY header
+        (it has sent no lines); it is not a refusal.
+        """
+        if self._awaitingProxyHeader:
+            self._awaitingProxyHeader = False
+            self.factory.hub.awaitingHeader.pop(id(self), None)
+        self.transport.loseConnection()
+
+    def _proxyHeaderMissing(self) -> None:
+        """
+        The connection ended before a PROXY header was read: if the PROXY
+        layer closed it (the client sent something else, or a broken
+        header), count and log it as a refusal.  A client that closed
+        without sending a byte (a load balancer's health check) is not.
+        """
+        self._awaitingProxyHeader = False
+        hub = self.factory.hub
+        hub.awaitingHeader.pop(id(self), None)
+        if getattr(self.transport, "disconnecting", False):
+            hub.refuse("no-proxy-header", self.transport.getPeer(), "no valid PROXY header")

@@ -14,6 +14,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
+from . import fdlimit
 from .framing import LongLines
 from .hub import Hub, HubService
 from .limits import ConnectionLimits, parseNetwork
@@ -140,6 +141,13 @@ class Options(usage.Options):
         ["max-connections", None, 10000, "The most connections open at once; 0 for no limit."],
         ["max-per-ip", None, 0, "The most connections open at once from one IP address; 0 for no limit."],
         ["idle-timeout", None, "0", "Close a connection that sends nothing for this many seconds; 0 for never."],
+        [
+            "line-timeout",
+            None,
+            "60",
+            "Close a connection that holds an unfinished line (one begun and not ended) for this many seconds, "
+            "as a client trickling bytes does; 0 for never.",
+        ],
         ["max-rate", None, "0", "Lines per second one connection may send before reading from it pauses; 0: any."],
         [
             "connection-log-rate",
@@ -228,7 +236,7 @@ class Options(usage.Options):
             self[name] = wholeNumber(name, self[name], minimum=0)
         self["flood-rate"] = positiveNumber("flood-rate", self["flood-rate"])
         self["drain-timeout"] = positiveNumber("drain-timeout", self["drain-timeout"])
-        for name in ("idle-timeout", "max-rate", "connection-log-rate"):
+        for name in ("idle-timeout", "line-timeout", "max-rate", "connection-log-rate"):
             self[name] = nonNegativeNumber(name, self[name])
         self["fsync"] = fsyncSetting(self["fsync"])
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
@@ -348,7 +356,14 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         fsync=options["fsync"],
         acks=options["ack"],
     )
-    limits = ConnectionLimits(options["max-connections"], options["max-per-ip"], options["allow"])
+    listeners = len(options["port"]) + (1 if options["metrics"] else 0)
+    try:
+        descriptors = fdlimit.fit(options["max-connections"], options["backlog"], listeners)
+    except ValueError as e:
+        raise SystemExit(f"linelogger: {e}") from None
+    if descriptors.message is not None:
+        log.warn("{message}", message=descriptors.message)
+    limits = ConnectionLimits(descriptors.maxConnections, options["max-per-ip"], options["allow"])
     hub = Hub(recorder, limits)
     greeting = options["greeting"]
     settings = dict(
@@ -356,6 +371,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         longLines=options["long-lines"],
         greeting=greeting.encode("utf-8") if greeting is not None else None,
         idleTimeout=options["idle-timeout"],
+        lineTimeout=options["line-timeout"],
+        acceptsPerTurn=descriptors.acceptsPerTurn,
         maxRate=options["max-rate"],
         acks=options["ack"],
         clock=reactor,
@@ -393,7 +410,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         metricsService(options["metrics"], hub, chat, reactor).setServiceParent(top)
     ports: List[str] = options["port"]
     for description in ports:
-        description = withBacklog(description, options["backlog"])
+        description = withBacklog(description, descriptors.backlog)
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
     # Last: it starts once every listener is up (READY=1), and stops first
     # (STOPPING=1).

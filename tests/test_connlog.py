@@ -85,9 +85,7 @@ class UnderTheRateTests(ConnectionLogTestCase):
         logged = connlog.connected(ctx)
         connlog.disconnected(ctx, 3, "Connection was closed cleanly.", logged)
         self.assertTrue(logged)
-        self.assertEqual(
-            self.formats(), ["Got connection from {peer}", "{peer} disconnected ({lines} lines; {reason})"]
-        )
+        self.assertEqual(self.formats(), ["Got connection from {peer}", "{peer} disconnected ({linesText}; {reason})"])
         connected, disconnected = self.events
         self.assertEqual(connected["log_level"], LogLevel.info)
         self.assertEqual((connected["peer"], connected["conn"]), ("192.0.2.1:10007", 7))
@@ -95,6 +93,25 @@ class UnderTheRateTests(ConnectionLogTestCase):
         self.assertEqual(
             {k: disconnected[k] for k in ("peer", "conn", "lines", "reason")},
             {"peer": "192.0.2.1:10007", "conn": 7, "lines": 3, "reason": "Connection was closed cleanly."},
+        )
+
+    def test_lineOrLines(self) -> None:
+        """
+        A disconnection says C{1 line}, and C{0 lines} or C{2 lines}: the
+        noun agrees with the count.
+        """
+        connlog = self.build()
+        for conn, lines in enumerate((1, 0, 2), 1):
+            ctx = context(conn)
+            connlog.disconnected(ctx, lines, "gone", connlog.connected(ctx))
+        texts = [formatEvent(e) for e in self.events if e["log_format"] == DISCONNECTED]
+        self.assertEqual(
+            texts,
+            [
+                "192.0.2.1:10001 disconnected (1 line; gone)",
+                "192.0.2.1:10002 disconnected (0 lines; gone)",
+                "192.0.2.1:10003 disconnected (2 lines; gone)",
+            ],
         )
 
     def test_steadyRate(self) -> None:

@@ -29,7 +29,20 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .twistd_helpers import LineLogger, assertCleanShutdown, parseTextRecord, parseTime, recvAll, recvUntil, waitFor
+from logger_service.connlog import plural
+
+from .test_metrics import fetch, parse
+from .twistd_helpers import (
+    LineLogger,
+    assertCleanShutdown,
+    canConnect,
+    freePort,
+    parseTextRecord,
+    parseTime,
+    recvAll,
+    recvUntil,
+    waitFor,
+)
 
 """
 Exit statuses of a twistd that shut down cleanly after SIGTERM (it kills
@@ -221,7 +234,7 @@ class _ServerTestMixin:
         sending its number of lines: every line was then received and
         handed to the recorder, and a SIGTERM writes it.
         """
-        expected = [f"{peer} disconnected ({count} lines;" for peer, count in peers.items()]
+        expected = [f"{peer} disconnected ({plural(count, 'line')};" for peer, count in peers.items()]
 
         def check() -> Optional[str]:
             log = server.log()
@@ -1099,7 +1112,7 @@ class ChurnTests(_ServerTestMixin, SynchronousTestCase):
             expected = (r + 1) * self.perRound
 
             def closed(expected: int = expected) -> bool:
-                return server.log().count(" disconnected (1 lines;") >= expected
+                return server.log().count(" disconnected (1 line;") >= expected
 
             waitFor(f"{expected} connections closed", closed, timeout=30.0, interval=0.1)
             server.waitForRecords(expected, timeout=30.0)
@@ -1115,3 +1128,124 @@ class ChurnTests(_ServerTestMixin, SynchronousTestCase):
         # Separate connections: their records need not be in connection order.
         found = {r: sorted(n) for r, n in numbers(payloadsOf(server.records()), "z").items()}
         self.assertEqual(found, {r: list(range(self.perRound)) for r in range(self.rounds)})
+
+
+def startWithMetrics(testCase: SynchronousTestCase, *options: str) -> Tuple[LineLogger, int]:
+    """
+    Start linelogger with C{--metrics} on a free port and C{options}; wait
+    until the metrics answer.
+
+    @return: the server and its metrics port.
+    """
+    metricsPort = freePort()
+    server = LineLogger(testCase, "--metrics", f"tcp:{metricsPort}:interface=127.0.0.1", *options, probe=False)
+
+    def answers() -> bool:
+        try:
+            return fetch(metricsPort)[0] == 200
+        except OSError:
+            return False
+
+    waitFor("the metrics page", answers, timeout=20)
+    return server, metricsPort
+
+
+def sample(port: int, key: str) -> Optional[float]:
+    """
+    One sample of a scrape of the metrics on C{port}.
+    """
+    return parse(fetch(port)[2])[0].get(key)
+
+
+class SlowlorisTests(_ServerTestMixin, SynchronousTestCase):
+    """
+    C{--line-timeout}: a client trickling bytes cannot hold a connection.
+    """
+
+    def test_trickler(self) -> None:
+        """
+        With C{--idle-timeout 5 --line-timeout 6}, a client sending one byte
+        every 2 s (never idle, never ending its line) is told C{error: no
+        end of line in 6 seconds} and closed about 6 s after its first
+        byte; the bytes it sent are recorded; a client ending a line every
+        2 s meanwhile stays open.  The log says why, and
+        C{linelogger_line_timeouts_total} counts it.
+        """
+        server, metricsPort = startWithMetrics(self, "--idle-timeout", "5", "--line-timeout", "6")
+        trickler = server.connect()
+        steady = server.connect()
+        started = time.monotonic()
+        sent = b""
+        closedAfter: Optional[float] = None
+        n = 0
+        while time.monotonic() - started < 20:
+            byte = b"abcdefghij"[n % 10 : n % 10 + 1]
+            trickler.sendall(byte)
+            sent += byte
+            steady.sendall(b"steady %d\n" % n)
+            n += 1
+            readable, _, _ = select.select([trickler], [], [], 2.0)
+            if readable:
+                closedAfter = time.monotonic() - started
+                break
+        self.assertIsNotNone(closedAfter, "the trickler was never closed")
+        assert closedAfter is not None
+        answer = recvAll(trickler)
+        self.assertEqual(answer, b"error: no end of line in 6 seconds; closing connection\r\n")
+        self.assertGreaterEqual(closedAfter, 5.5)
+        self.assertLess(closedAfter, 12.0)
+        readable, _, _ = select.select([steady], [], [], 0)
+        self.assertEqual(readable, [], "the steady client was closed or sent something")
+        self.assertEqual(sample(metricsPort, "linelogger_line_timeouts_total"), 1)
+        self.assertEqual(sample(metricsPort, "linelogger_idle_timeouts_total"), 0)
+        print(f"\nline timeout 6s, a byte every 2s: closed {closedAfter:.2f}s after the first byte")
+        log = self.stopCleanly(server)
+        self.assertIn(f"{peerOf(trickler)} held an unfinished line for 6.0s: closing", log)
+        payloads = payloadsOf(server.records())
+        self.assertIn(sent.decode(), payloads)
+        self.assertEqual([p for p in payloads if p.startswith("steady")], [f"steady {i}" for i in range(n)])
+
+
+class LongLineCloseAckTests(_ServerTestMixin, SynchronousTestCase):
+    """
+    C{--long-lines close --ack}.
+    """
+
+    def test_okBeforeClose(self) -> None:
+        """
+        Two lines and a long one in one packet: the client hears C{ok 3}
+        (the two lines and the long line's first bytes, all recorded), then
+        the error line, then EOF.
+        """
+        server = LineLogger(self, "--long-lines", "close", "--ack", "--max-line-length", "10")
+        client = server.connect()
+        client.sendall(b"one\ntwo\n" + b"x" * 30 + b"\nafter\n")
+        answer = recvAll(client)
+        self.assertEqual(answer, b"ok 3\r\nerror: line longer than 10 bytes; closing connection\r\n")
+        self.assertEqual(payloadsOf(server.waitForRecords(3)), ["one", "two", "x" * 10])
+        self.stopCleanly(server)
+
+
+class ProxyHeaderTests(_ServerTestMixin, SynchronousTestCase):
+    """
+    C{haproxy:} listeners: connections without a valid PROXY header.
+    """
+
+    def test_noHeader(self) -> None:
+        """
+        A client that sends a plain line to a PROXY-protocol listener is
+        closed, logged as refused and counted under C{no-proxy-header}; a
+        connection that closes without a byte (a health check) is not
+        counted.
+        """
+        port = freePort()
+        server, metricsPort = startWithMetrics(self, "--port", f"haproxy:tcp:{port}:interface=127.0.0.1")
+        waitFor("the proxied port", lambda: canConnect(("127.0.0.1", port)), timeout=20)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"no header here\n")
+            self.assertEqual(recvAll(s), b"")
+        key = 'linelogger_connections_refused_total{reason="no-proxy-header"}'
+        waitFor("the refusal to be counted", lambda: sample(metricsPort, key) == 1, timeout=10)
+        log = self.stopCleanly(server)
+        self.assertIn("Refused a connection from 127.0.0.1: no valid PROXY header", log)
+        self.assertEqual(server.records(), [])

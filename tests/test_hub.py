@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import List
+from typing import List, Tuple
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, capturedLogs
+from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service.hub import Hub, HubService, LogThrottle, pendingInput
@@ -145,7 +149,7 @@ class DrainTests(SynchronousTestCase):
         with capturedLogs() as events:
             self.successResultOf(self.service.stopService())
         formats = [e["log_format"] for e in events]
-        self.assertEqual(formats.count("{peer} disconnected ({lines} lines; {reason})"), 1)
+        self.assertEqual(formats.count("{peer} disconnected ({linesText}; {reason})"), 1)
         [summary] = [e for e in events if "hosts" in e]
         self.assertEqual((summary["connections"], summary["disconnections"], summary["lines"]), (2, 2, 2))
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -207,3 +211,108 @@ class LogThrottleTests(SynchronousTestCase):
             ],
         )
         self.assertEqual(events[-1]["suppressed"], 4)
+
+
+class Enveloped(ProtocolWrapper):
+    """
+    A stand-in for TLS: each chunk on the wire is one envelope byte and
+    the payload, so the bytes the kernel counts are not those the line
+    protocol receives.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        ProtocolWrapper.dataReceived(self, data[1:])
+
+
+class EnvelopingFactory(WrappingFactory):
+    """
+    Wraps protocols in L{Enveloped}.
+    """
+
+    protocol = Enveloped
+
+
+class WrappedDrainTests(SynchronousTestCase):
+    """
+    The drain counts on the socket, below TLS- and PROXY-like wrappers.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.sink = MemorySink()
+        self.hub = Hub(Recorder(self.sink, self.clock, format="json"))
+        self.factory = LineLoggerFactory(self.hub)
+        self.service = HubService(self.hub, self.clock, drainTimeout=5)
+        self.service.startService()
+
+    def connect(self, wrappingFactory: WrappingFactory) -> Tuple[ProtocolWrapper, socket.socket, socket.socket]:
+        """
+        Connect a wrapped protocol over a socket pair, as a listener would:
+        the socket's transport delivers to the wrapper.
+        """
+        ours, theirs = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(theirs.close)
+        wrapper = wrappingFactory.buildProtocol(IPv4Address("TCP", "198.51.100.1", 4000))
+        assert wrapper is not None
+        transport = SocketBackedTransport(ours, 4000)
+        transport.protocol = wrapper  # type: ignore[attr-defined]
+        with capturedLogs():
+            wrapper.makeConnection(transport)
+        return wrapper, ours, theirs
+
+    def deliver(self, ours: socket.socket, wrapper: ProtocolWrapper) -> None:
+        """
+        Read what the socket holds and hand it up as the socket's transport
+        does: to whatever its protocol's C{dataReceived} is now.
+        """
+        data = ours.recv(100000)
+        wrapper.transport.protocol.dataReceived(data)  # type: ignore[union-attr]
+
+    def lines(self) -> List[str]:
+        return [json.loads(line)["line"] for line in self.sink.data.splitlines()]
+
+    def test_envelopes(self) -> None:
+        """
+        Through a wrapper that takes bytes off, the drain still ends once
+        all that the kernel held is received (not at the timeout).
+        """
+        wrapper, ours, theirs = self.connect(EnvelopingFactory(self.factory))
+        theirs.sendall(b"#sent before stop\nand unfinished")
+        with capturedLogs() as events:
+            stopped = self.service.stopService()
+            self.assertNoResult(stopped)
+            self.deliver(ours, wrapper)
+        self.successResultOf(stopped)
+        self.assertEqual(self.lines(), ["sent before stop", "and unfinished"])
+        self.assertFalse(any("still had unread input" in e["log_format"] for e in events))
+        self.assertNotIn("dataReceived", vars(wrapper))
+
+    def test_proxyHeaderUnread(self) -> None:
+        """
+        A connection whose PROXY header is still in the kernel at the stop
+        is drained too: its header is read, its lines recorded.
+        """
+        wrapper, ours, theirs = self.connect(HAProxyWrappingFactory(self.factory))
+        theirs.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 51234 1234\r\nbehind a balancer\n")
+        self.assertEqual(len(self.hub.awaitingHeader), 1)
+        with capturedLogs():
+            stopped = self.service.stopService()
+            self.assertNoResult(stopped)
+            self.deliver(ours, wrapper)
+        self.successResultOf(stopped)
+        self.assertEqual(self.lines(), ["behind a balancer"])
+        self.assertEqual(self.hub.awaitingHeader, {})
+
+    def test_proxyHeaderNeverCame(self) -> None:
+        """
+        A connection still waiting for its PROXY header when the stop ends
+        is closed, and not counted as refused.
+        """
+        wrapper, ours, theirs = self.connect(HAProxyWrappingFactory(self.factory))
+        with capturedLogs():
+            self.successResultOf(self.service.stopService())
+            self.assertTrue(wrapper.transport.disconnecting)  # type: ignore[union-attr]
+            wrapper.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.hub.awaitingHeader, {})
+        self.assertEqual(self.hub.refused, {})

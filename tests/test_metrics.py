@@ -130,11 +130,13 @@ class HubMetricsTests(SynchronousTestCase):
             'linelogger_connections_refused_total{reason="max-connections"}': 0,
             'linelogger_connections_refused_total{reason="max-per-ip"}': 0,
             'linelogger_connections_refused_total{reason="not-allowed"}': 0,
+            'linelogger_connections_refused_total{reason="no-proxy-header"}': 0,
             "linelogger_lines_received_total": 0,
             "linelogger_received_bytes_total": 0,
             "linelogger_long_lines_total": 0,
             "linelogger_dropped_bytes_total": 0,
             "linelogger_idle_timeouts_total": 0,
+            "linelogger_line_timeouts_total": 0,
             "linelogger_rate_delays_total": 0,
             "linelogger_input_paused": 0,
             "linelogger_records_written_total": 0,
@@ -233,6 +235,20 @@ class HubMetricsTests(SynchronousTestCase):
             self.clock.advance(5)
         samples = scrape(self.registry)
         self.assertEqual(samples["linelogger_idle_timeouts_total"], 1)
+        self.assertEqual(samples["linelogger_connections_open"], 0)
+
+    def test_lineTimeout(self) -> None:
+        """
+        Connections closed for holding an unfinished line too long are
+        counted.
+        """
+        self.build(lineTimeout=5)
+        protocol, _ = connect(self.factory)
+        protocol.dataReceived(b"no end")
+        with capturedLogs():
+            self.clock.advance(5)
+        samples = scrape(self.registry)
+        self.assertEqual(samples["linelogger_line_timeouts_total"], 1)
         self.assertEqual(samples["linelogger_connections_open"], 0)
 
     def test_rateDelays(self) -> None:

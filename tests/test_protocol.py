@@ -12,7 +12,9 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import capturedLogs
+from twisted.logger import LogLevel, capturedLogs
+from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -508,7 +510,7 @@ class ConnectionLogTests(SynchronousTestCase):
         self.assertEqual([p._connectionLogged for p in protocols], [True, True, False, False, False])
         formats = [e["log_format"] for e in events]
         self.assertEqual(formats.count("Got connection from {peer}"), 2)
-        self.assertEqual(formats.count("{peer} disconnected ({lines} lines; {reason})"), 2)
+        self.assertEqual(formats.count("{peer} disconnected ({linesText}; {reason})"), 2)
         self.assertEqual([e["peer"] for e in events if "peer" in e], ["192.0.2.1:1", "192.0.2.1:2"] * 2)
         [summary] = [e for e in events if "hosts" in e]
         self.assertEqual((summary["connections"], summary["disconnections"], summary["lines"]), (3, 3, 3))
@@ -545,3 +547,202 @@ class ConnectionLogTests(SynchronousTestCase):
         from C{__init__} on, so that protocols share their attribute names.
         """
         self.assertIs(LineLoggerProtocol().__dict__.get("_connectionLogged"), False)
+
+
+class LineTimeoutTests(SynchronousTestCase):
+    """
+    C{--line-timeout} closes a connection that holds an unfinished line too
+    long: a client trickling bytes, which the idle timeout never sees.
+    """
+
+    def test_trickle(self) -> None:
+        """
+        One byte every 2 seconds keeps the idle timeout (5 s) away, but the
+        line never ends: after the line timeout the client is told why and
+        closed, and what it sent is recorded as a partial line.
+        """
+        factory, sink, clock = buildWith(idleTimeout=5, lineTimeout=7)
+        with capturedLogs() as events:
+            protocol, transport = connect(factory)
+            for byte in b"abc":
+                protocol.dataReceived(bytes([byte]))
+                clock.advance(2)
+            self.assertFalse(transport.disconnecting)
+            clock.advance(1)
+        self.assertEqual(transport.value(), b"error: no end of line in 7 seconds; closing connection\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(factory.hub.lineTimeouts, 1)
+        self.assertEqual(factory.hub.idleTimeouts, 0)
+        clock.advance(1)
+        self.assertEqual([(r["line"], r.get("partial")) for r in records(sink)], [("abc", True)])
+        self.assertTrue(any("unfinished line" in e["log_format"] for e in events))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_eachLineGetsTheTime(self) -> None:
+        """
+        The time runs from the first byte of each unfinished line: lines
+        ending steadily keep a connection open however long it lasts, and
+        a line ended in time stops the clock.
+        """
+        factory, sink, clock = buildWith(lineTimeout=5)
+        with capturedLogs():
+            protocol, transport = connect(factory)
+            for n in range(10):
+                protocol.dataReceived(b"end %d\nstart %d" % (n, n))
+                clock.advance(4)
+            protocol.dataReceived(b"\n")
+            self.assertIsNone(protocol._lineCall)
+            clock.advance(100)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(factory.hub.lineTimeouts, 0)
+
+    def test_notWhilePaused(self) -> None:
+        """
+        While reading is paused the line cannot end: the time does not run.
+        """
+        factory, _, clock = buildWith(lineTimeout=5)
+        with capturedLogs():
+            protocol, transport = connect(factory)
+            protocol.dataReceived(b"half")
+            protocol.pauseReading("output")
+            clock.advance(60)
+            self.assertFalse(transport.disconnecting)
+            protocol.resumeReading("output")
+            clock.advance(4.9)
+            self.assertFalse(transport.disconnecting)
+            clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_defaultStopsATrickler(self) -> None:
+        """
+        C{twistd linelogger} without the option has a line timeout.
+        """
+        from logger_service.tap import Options
+
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(options["line-timeout"], 60)
+        options = Options()
+        options.parseOptions(["--line-timeout", "0"])
+        self.assertEqual(options["line-timeout"], 0)
+
+
+class LongLineAckTests(SynchronousTestCase):
+    """
+    C{--long-lines close} with C{--ack}: the lines recorded before the close
+    are acknowledged before it.
+    """
+
+    def test_okBeforeError(self) -> None:
+        """
+        Lines that came in the same chunk as the long one (and its recorded
+        first bytes) are acknowledged, then the client hears why, then the
+        connection closes.
+        """
+        clock = Clock()
+        sink = MemorySink()
+        hub = Hub(Recorder(sink, clock, format="json", acks=True))
+        factory = LineLoggerFactory(hub, acks=True, clock=clock, maxLineLength=4, longLines=LongLines.close)
+        with capturedLogs():
+            protocol, transport = connect(factory)
+            protocol.dataReceived(b"one\ntwo\nmuch too long\nafter\n")
+            self.assertEqual(transport.value(), b"")
+            self.assertFalse(transport.disconnecting)
+            self.assertEqual(transport.producerState, "paused")
+            clock.advance(0.1)
+        self.assertEqual(transport.value(), b"ok 3\r\nerror: line longer than 4 bytes; closing connection\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual([r["line"] for r in records(sink)], ["one", "two", "much"])
+
+    def test_withoutAckAtOnce(self) -> None:
+        """
+        Without C{--ack} the close comes at once, as before.
+        """
+        factory, _, _ = build(maxLineLength=4, longLines=LongLines.close)
+        with capturedLogs():
+            protocol, transport = connect(factory)
+            protocol.dataReceived(b"one\nmuch too long\n")
+        self.assertEqual(transport.value(), b"error: line longer than 4 bytes; closing connection\r\n")
+        self.assertTrue(transport.disconnecting)
+
+
+class FramingFallbackTests(SynchronousTestCase):
+    """
+    A client whose octet-counted framing breaks is a warning, in C{auto}
+    mode too.
+    """
+
+    def test_warning(self) -> None:
+        """
+        Bytes that are no octet-counted frame are logged at warn level, once
+        per connection, and counted.
+        """
+        for framing in ("octet", "auto"):
+            factory, _, _ = buildWith(framing=framing)
+            with capturedLogs() as events:
+                protocol, _ = connect(factory)
+                protocol.dataReceived(b"12x is not a frame\nnor this\n")
+                protocol.dataReceived(b"5 more\n")
+            [event] = [e for e in events if "octet-counted" in e["log_format"]]
+            self.assertEqual(event["log_level"], LogLevel.warn, framing)
+            self.assertEqual(factory.hub.framingErrors, 1)
+
+
+class ProxyHeaderTests(SynchronousTestCase):
+    """
+    Behind C{haproxy:}, a connection closed for lacking a valid PROXY
+    header is counted and logged as a refusal.
+    """
+
+    def wrapped(self, factory: LineLoggerFactory) -> Tuple[ProtocolWrapper, StringTransport]:
+        wrapper = HAProxyWrappingFactory(factory).buildProtocol(IPv4Address("TCP", "198.51.100.1", 4000))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "198.51.100.1", 4000))
+        wrapper.makeConnection(transport)
+        return wrapper, transport
+
+    def test_noHeader(self) -> None:
+        """
+        Something other than a header, or a broken one: closed by the PROXY
+        layer, counted and logged (at most once per 10 s per reason).
+        """
+        factory, _, _ = buildWith()
+        with capturedLogs() as events:
+            for data in (b"plain line\n", b"PROXY TCP4 nonsense\r\n", b"GET / HTTP/1.0\r\n"):
+                wrapper, transport = self.wrapped(factory)
+                wrapper.dataReceived(data)
+                self.assertTrue(transport.disconnecting)
+                wrapper.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(factory.hub.refused, {"no-proxy-header": 3})
+        self.assertEqual(factory.hub.awaitingHeader, {})
+        refusals = [e for e in events if "Refused" in e["log_format"]]
+        self.assertEqual(len(refusals), 1)
+        self.assertEqual(refusals[0]["host"], "198.51.100.1")
+        self.assertEqual(refusals[0]["log_level"], LogLevel.warn)
+
+    def test_healthCheck(self) -> None:
+        """
+        A client that closes without sending anything (a load balancer's
+        health check) is not a refusal; one that sends a header is served.
+        """
+        factory, sink, clock = buildWith()
+        with capturedLogs():
+            wrapper, _ = self.wrapped(factory)
+            wrapper.connectionLost(Failure(ConnectionDone()))
+            wrapper, transport = self.wrapped(factory)
+            wrapper.dataReceived(b"PROXY TCP4 203.0.113.7 127.0.0.1 51234 1234\r\nhello\n")
+            clock.advance(1)
+        self.assertEqual(factory.hub.refused, {})
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual([(r["line"], r["peer"]) for r in records(sink)], [("hello", "203.0.113.7:51234")])
+
+    def test_noHeaderInTime(self) -> None:
+        """
+        With C{--idle-timeout}, no header within it is a refusal too.
+        """
+        factory, _, clock = buildWith(idleTimeout=3)
+        with capturedLogs():
+            wrapper, transport = self.wrapped(factory)
+            clock.advance(3)
+            self.assertTrue(transport.disconnecting)
+            wrapper.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(factory.hub.refused, {"no-proxy-header": 1})

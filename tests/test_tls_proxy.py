@@ -6,15 +6,28 @@ header as a load balancer sends it.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
+import termios
+import threading
+from typing import Dict, List
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from .twistd_helpers import LineLogger, canConnect, freePort, makeTempDir, parseTextRecord, waitFor
+from .twistd_helpers import (
+    LineLogger,
+    assertCleanShutdown,
+    canConnect,
+    freePort,
+    makeTempDir,
+    parseTextRecord,
+    waitFor,
+)
 
 try:
     import OpenSSL  # noqa: F401
@@ -135,3 +148,121 @@ class ProxyProtocolTests(SynchronousTestCase):
         records = sorted(parseTextRecord(r)[1:] for r in server.waitForRecords(2))
         self.assertEqual(records, [("203.0.113.7:51234", "behind a balancer"), ("[2001:db8::5]:40000", "over v6")])
         self.assertIn("Got connection from 203.0.113.7:51234", server.log())
+
+
+class SigtermDrainTests(SynchronousTestCase):
+    """
+    SIGTERM while clients' lines wait unread in the server's socket buffers:
+    every line the server's kernel had received is recorded, over TLS and
+    behind a PROXY-protocol listener as over plain TCP.
+
+    C{--max-rate} makes the server read slowly, so that when the signal
+    comes most of each client's lines are still in the kernel; each client
+    has sent all it will send and its kernel has nothing left to send
+    (C{SIOCOUTQ} is 0) before the signal.
+    """
+
+    clients = 10
+    lines = 3000
+
+    def line(self, client: int, n: int) -> bytes:
+        return b"c%03d %05d %s\n" % (client, n, b"x" * 30)
+
+    def burst(self, client: int) -> bytes:
+        return b"".join(self.line(client, n) for n in range(self.lines))
+
+    def sigtermAndCheck(self, server: LineLogger, sockets: list, peers: list) -> None:
+        """
+        Wait until every byte sent is in the server's kernel, SIGTERM, and
+        check that every line is recorded once, in order.
+        """
+
+        def unsent(s: socket.socket) -> int:
+            count: int = struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+            return count
+
+        waitFor("the server's kernel to take every byte", lambda: all(unsent(s) == 0 for s in sockets), timeout=30)
+        before = len(server.records())
+        status = server.stop()
+        log = server.log()
+        assertCleanShutdown(self, status, log)
+        byPeer: Dict[str, List[str]] = {}
+        for record in server.records():
+            _, peer, payload = parseTextRecord(record)
+            byPeer.setdefault(peer, []).append(payload)
+        print(
+            f"\n{self.clients} clients x {self.lines} lines: {before} recorded before SIGTERM, "
+            f"{sum(len(v) for v in byPeer.values())} after"
+        )
+        self.assertLess(before, self.clients * self.lines, "the server had read everything before the signal")
+        for client, peer in enumerate(peers):
+            expected = [self.line(client, n).decode().rstrip("\n") for n in range(self.lines)]
+            got = byPeer.get(peer, [])
+            self.assertEqual(len(got), len(expected), f"client {client} ({peer}): lines lost\n{log[-2000:]}")
+            self.assertEqual(got, expected)
+
+    def test_tls(self) -> None:
+        """
+        TLS clients: nothing they sent before the signal is lost.
+        """
+        if not HAVE_TLS:
+            raise SkipTest("TLS needs pyOpenSSL: pip install 'Twisted[tls]'")
+        if shutil.which("openssl") is None:
+            raise SkipTest("no openssl command to make a certificate")
+        directory = makeTempDir(self)
+        key, cert = makeCertificate(directory)
+        port = freePort()
+        server = LineLogger(
+            self,
+            "--port",
+            f"ssl:{port}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
+            "--max-rate",
+            "1000",
+            "--connection-log-rate",
+            "0",
+        )
+        waitFor("the TLS port", lambda: canConnect(("127.0.0.1", port)), timeout=20)
+        context = ssl.create_default_context(cafile=cert)
+        sockets = []
+        for _ in range(self.clients):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+            tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            self.addCleanup(tls.close)
+            sockets.append(tls)
+        peers = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+        threads = [
+            threading.Thread(target=s.sendall, args=(self.burst(i),), daemon=True) for i, s in enumerate(sockets)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.sigtermAndCheck(server, sockets, peers)
+
+    def test_proxy(self) -> None:
+        """
+        Clients behind a PROXY-protocol listener: nothing they sent before
+        the signal is lost.
+        """
+        port = freePort()
+        server = LineLogger(
+            self,
+            "--port",
+            f"haproxy:tcp:{port}:interface=127.0.0.1",
+            "--max-rate",
+            "1000",
+            "--connection-log-rate",
+            "0",
+        )
+        waitFor("the proxied port", lambda: canConnect(("127.0.0.1", port)), timeout=20)
+        sockets = []
+        peers = []
+        for i in range(self.clients):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            self.addCleanup(s.close)
+            s.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 %d 1234\r\n" % (40000 + i))
+            sockets.append(s)
+            peers.append(f"203.0.113.7:{40000 + i}")
+        for i, s in enumerate(sockets):
+            s.sendall(self.burst(i))
+        self.sigtermAndCheck(server, sockets, peers)

@@ -367,7 +367,7 @@ class ConnectionLogRateTests(_ServerTestMixin, SynchronousTestCase):
         connected = re.findall(r"(?m)Got connection from (\S+)$", log)
         disconnected = {
             peer: (int(lines), reason)
-            for peer, lines, reason in re.findall(r"(?m) (\S+) disconnected \((\d+) lines; (.*)\)$", log)
+            for peer, lines, reason in re.findall(r"(?m) (\S+) disconnected \((\d+) lines?; (.*)\)$", log)
         }
         summaries = [(int(c), int(d), int(n)) for c, d, n, _, _ in SUMMARY_PATTERN.findall(log)]
         return connected, disconnected, summaries
@@ -596,7 +596,7 @@ class LongLinesTests(_ServerTestMixin, SynchronousTestCase):
         self.assertTrue(received.startswith(b"error:"), received)
         self.assertTrue(received.endswith(b"\n"), received)
         self.assertEqual(received.count(b"\n"), 1, received)
-        server.twistd.waitForLog(f"{peer} disconnected (1 lines;")
+        server.twistd.waitForLog(f"{peer} disconnected (1 line;")
         records = [parseJSONRecord(r) for r in self.finalRecords(server, 1)]
         self.assertEqual(len(records), 1, records)
         self.assertEqual(records[0]["line"].encode(), self.longLine[: self.limit])
