@@ -99,8 +99,8 @@ def _parse(option: str, description: str, reactor: Any) -> Any:
 
 def _tryBind(family: int, interface: str, port: int) -> None:
     """
-    Bind a TCP socket to C{(interface, port)} as Twisted would, and close
-    it.
+    Bind a TCP socket to C{(interface, port)} and listen on it, as Twisted
+    would, and close it.
 
     @raise StartupError: if the bind fails, with Twisted's own words for it
         (C{Couldn't listen on ...}).
@@ -113,6 +113,9 @@ def _tryBind(family: int, interface: str, port: int) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(addresses[0][4])
+            # Two sockets with SO_REUSEADDR may both bind one address; only
+            # the second listen() fails.
+            s.listen(1)
         except OSError as e:
             raise StartupError(str(CannotListenError(interface, port, e))) from None
 

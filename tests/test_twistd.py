@@ -30,6 +30,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from .twistd_helpers import (
     TIME_PATTERN,
     LineLogger,
+    TwistdProcess,
     assertCleanShutdown,
     canConnect,
     freePort,
@@ -811,18 +812,23 @@ class OneLineStartupErrorTests(SynchronousTestCase):
         """
         A port in use: Twisted's one line for it, from the daemon too
         (which once wrote a 42-line traceback to its log, and a truncated
-        bytes repr to the terminal).
+        bytes repr to the terminal).  Also when the port's holder set
+        C{SO_REUSEADDR}, as Twisted does: then binding succeeds and only
+        listening fails.
         """
-        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.addCleanup(taken.close)
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(5)
-        port = localPort(taken)
-        self.bothWays(
-            "--port",
-            f"tcp:{port}:interface=127.0.0.1",
-            parts=(f"Couldn't listen on 127.0.0.1:{port}:", "Address already in use"),
-        )
+        for reuse in (False, True):
+            taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(taken.close)
+            if reuse:
+                taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(5)
+            port = localPort(taken)
+            self.bothWays(
+                "--port",
+                f"tcp:{port}:interface=127.0.0.1",
+                parts=(f"Couldn't listen on 127.0.0.1:{port}:", "Address already in use"),
+            )
 
     def test_metricsPortInUse(self) -> None:
         """
@@ -909,6 +915,57 @@ class VersionTests(SynchronousTestCase):
         status, output, _ = runTwistd(self, ["linelogger", "--version"])
         self.assertEqual(status, 0, output)
         self.assertEqual(output.splitlines(), [f"linelogger {__version__} (Twisted {copyright.version})"])
+
+
+class PidfileTests(SynchronousTestCase):
+    """
+    Several foreground servers from one directory, as README.rst's quick
+    start shows.
+    """
+
+    def start(self, workdir: str, *twistdOptions: str) -> Tuple[TwistdProcess, int]:
+        """
+        Start C{twistd -n [twistdOptions] linelogger} in C{workdir} on a
+        free port on 127.0.0.1.
+        """
+        port = freePort()
+        args = ["-n", *twistdOptions, "linelogger", "--port", f"tcp:{port}:interface=127.0.0.1"]
+        args += ["--output", os.path.join(workdir, f"records-{port}.out")]
+        twistd = TwistdProcess(args, workdir, logName=f"twistd-{port}.out")
+        self.addCleanup(twistd.cleanup)
+        return twistd, port
+
+    def waitListening(self, twistd: TwistdProcess, port: int) -> None:
+        """
+        Wait until C{twistd} accepts connections on C{port}.
+        """
+
+        def check() -> bool:
+            if not twistd.running():
+                raise AssertionError(f"twistd exited\n{twistd.log()}")
+            return canConnect(("127.0.0.1", port))
+
+        waitFor(f"twistd to listen on {port}", check, 20)
+
+    def test_severalFromOneDirectory(self) -> None:
+        """
+        A second C{twistd -n linelogger} in the directory of a first is
+        refused (twistd's C{twistd.pid}), even on another port; with
+        C{--pidfile=} (no pidfile) or a pidfile of its own it runs.
+        """
+        workdir = makeTempDir(self)
+        first, firstPort = self.start(workdir)
+        self.waitListening(first, firstPort)
+        self.assertTrue(os.path.exists(os.path.join(workdir, "twistd.pid")))
+        second, _ = self.start(workdir)
+        self.assertNotEqual(second.wait(20), 0)
+        self.assertIn("Another twistd server is running", second.log())
+        third, thirdPort = self.start(workdir, "--pidfile=")
+        fourth, fourthPort = self.start(workdir, f"--pidfile=linelogger-{firstPort + 1}.pid")
+        self.waitListening(third, thirdPort)
+        self.waitListening(fourth, fourthPort)
+        for twistd in (first, third, fourth):
+            assertCleanShutdown(self, twistd.stop(), twistd.log())
 
 
 class SeveralPortsTests(_ServerTestMixin, SynchronousTestCase):
