@@ -881,6 +881,28 @@ class UnitFileTests(SynchronousTestCase):
         self.assertEqual(options["port"], ["systemd:domain=INET6:index=0"])
         self.assertEqual(options["output"], "/var/log/linelogger/records.log")
 
+    def test_installSteps(self) -> None:
+        """
+        README.rst and the service unit show the install steps the unit
+        expects: a virtualenv where C{ExecStart} looks, linelogger
+        installed into it, its plugin cache written, both units copied.
+        """
+        venv = os.path.dirname(os.path.dirname(INSTALLED_TWISTD))
+        with open(os.path.join(PROJECT_ROOT, "README.rst")) as f:
+            readme = f.read()
+        section = readme.split("Running under systemd\n", 1)[1]
+        commands = [line.strip()[2:] for line in section.splitlines() if line.startswith("    # ")]
+        with open(os.path.join(UNITS, "linelogger.service")) as f:
+            unitComments = [line[1:].strip() for line in f if line.startswith("#     ")]
+        for steps in (commands, unitComments):
+            self.assertEqual(steps[0], f"python3 -m venv {venv}")
+            self.assertTrue(steps[1].startswith(f"{venv}/bin/pip install ."), steps)
+            self.assertTrue(steps[2].startswith(f"{INSTALLED_TWISTD} --help"), steps)
+            self.assertEqual(
+                steps[3], "cp contrib/systemd/linelogger.service contrib/systemd/linelogger.socket /etc/systemd/system/"
+            )
+            self.assertEqual(steps[4:6], ["systemctl daemon-reload", "systemctl enable --now linelogger.socket"])
+
     def test_serviceSettings(self) -> None:
         """
         Notify type, watchdog, reload by SIGHUP, enough descriptors for
