@@ -170,6 +170,9 @@ def twistdParse(*argv: str) -> str:
     """
     options = TwistdOptions()
     options.parent = {"nodaemon": True}  # type: ignore[assignment]
+    if "--port" not in argv:
+        # Not the default, tcp:1234 on every interface, which would be bound.
+        argv = ("--port", "tcp:0:interface=127.0.0.1", *argv)
     try:
         options.parseOptions(list(argv))
     except SystemExit as e:
@@ -231,11 +234,16 @@ class TwistdOptionsTests(SynchronousTestCase):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        message = twistdParse("--port", f"tcp:{port}:interface=127.0.0.1")
-        self.assertEqual(
-            message.splitlines(),
-            [f"linelogger: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use."],
-        )
+        for option, description in [
+            ("--port", f"tcp:{port}:interface=127.0.0.1"),
+            ("--port", f"haproxy:tcp:{port}:interface=127.0.0.1"),
+            ("--metrics", f"tcp:{port}:interface=127.0.0.1"),
+        ]:
+            message = twistdParse(option, description)
+            self.assertEqual(
+                message.splitlines(),
+                [f"linelogger: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use."],
+            )
 
     def test_plainOptionsDoNotTouchTheMachine(self) -> None:
         """
