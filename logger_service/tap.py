@@ -295,9 +295,10 @@ class TwistdOptions(Options):
         """
         from twisted.internet import reactor
 
-        rundir: Optional[str] = None
-        if parent is None or not parent.get("chroot"):
-            rundir = os.path.abspath(parent.get("rundir") or ".") if parent is not None else os.getcwd()
+        # Where a relative UNIX socket path will be (unknown under --chroot).
+        rundir: Optional[str] = os.getcwd()
+        if parent is not None:
+            rundir = None if parent.get("chroot") else os.path.abspath(parent.get("rundir") or ".")
         for description in self["port"]:
             checkEndpoint("--port", description, reactor, bind=True, rundir=rundir)
         if self["metrics"]:
