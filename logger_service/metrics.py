@@ -261,7 +261,9 @@ def metricsService(description: str, hub: Hub, chat: Optional[ChatService], reac
     C{/metrics} on the endpoint C{description}, e.g.
     C{tcp:9100:interface=127.0.0.1}.  Like the other listeners, it listens
     in C{privilegedStartService}, so a port that cannot be bound stops
-    twistd with C{Couldn't listen on ...}.
+    twistd with C{Couldn't listen on ...}.  L{logger_service.tap.makeService}
+    stops it only once the hub has drained, so that a shutdown can be
+    watched.
     """
     site = metricsSite(makeRegistry(hub, chat, process=True), reactor)
     service: IService = strports.service(description, site, reactor=reactor)

@@ -7,15 +7,21 @@ datagram socket that C{NOTIFY_SOCKET} names (a path, or an abstract socket
 name written with a leading C{@}).  Without C{NOTIFY_SOCKET} nothing is
 sent, so the same service runs unchanged outside systemd.
 
-Socket activation needs nothing here: C{--port systemd:domain=INET6:index=0}
-is Twisted's own endpoint for a listening socket systemd passes in.
+Socket activation: C{--port systemd:domain=INET6:index=0} is Twisted's own
+endpoint for a listening socket systemd passes in.  Twisted reads
+C{LISTEN_FDS} once, when C{twisted.internet.endpoints} is first imported,
+and keeps no socket at all when C{LISTEN_FDNAMES} is missing (older
+systemd, C{systemd-socket-activate} without C{--fdname}, other
+activators); L{nameInheritedSockets}, run when C{logger_service} is
+imported, gives such sockets the name C{sd_listen_fds_with_names(3)} gives
+them, C{unknown}, first.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import Callable, List, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, List, Mapping, MutableMapping, Optional
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
@@ -23,9 +29,53 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .hub import Hub
+if TYPE_CHECKING:
+    from .hub import Hub
 
 log = Logger()
+
+INHERITED_NAMES: List[str] = []
+"""The names of the sockets systemd passed to this process (C{unknown} for
+each when it passed none), as L{nameInheritedSockets} found them."""
+
+
+def nameInheritedSockets(environ: MutableMapping[str, str], pid: int) -> List[str]:
+    """
+    Name the sockets systemd passed this process, if it passed no names.
+
+    C{LISTEN_FDS} counts the sockets passed to the process C{LISTEN_PID};
+    C{LISTEN_FDNAMES} names them, C{:}-separated.  Without names, every
+    socket is called C{unknown} (as C{sd_listen_fds_with_names(3)} does),
+    so that Twisted's C{systemd:} endpoint finds them by index.  This must
+    run before C{twisted.internet.endpoints} is imported.
+
+    @return: the names of the sockets passed to this process (also kept in
+        L{INHERITED_NAMES}), or an empty list if none were.
+    """
+    names: List[str] = []
+    if environ.get("LISTEN_PID") == str(pid):
+        try:
+            count = int(environ.get("LISTEN_FDS", ""))
+        except ValueError:
+            count = 0
+        if count > 0:
+            if not environ.get("LISTEN_FDNAMES"):
+                environ["LISTEN_FDNAMES"] = ":".join(["unknown"] * count)
+            names = environ["LISTEN_FDNAMES"].split(":")
+    INHERITED_NAMES[:] = names
+    return names
+
+
+def socketActivationProblem(description: str) -> str:
+    """
+    Say why the C{systemd:} endpoint C{description} names no socket that
+    systemd passed (after Twisted could not find it).
+    """
+    if not INHERITED_NAMES:
+        return "systemd passed no sockets to this process (LISTEN_FDS and LISTEN_PID are not set for it)"
+    passed = ", ".join(f"index={i} name={name}" for i, name in enumerate(INHERITED_NAMES))
+    return f"no such socket among those systemd passed ({passed})"
+
 
 STATUS_INTERVAL = 5.0
 """Seconds between checks whether the C{STATUS=} line changed."""

@@ -4,17 +4,21 @@ C{twistd linelogger}: command-line options and the service they build.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from twisted.application import strports
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
-from . import fdlimit
+from twisted import copyright
+
+from . import __version__, fdlimit
 from .framing import LongLines
 from .hub import Hub, HubService
 from .limits import ConnectionLimits, parseNetwork
@@ -22,6 +26,7 @@ from .protocol import LineLoggerFactory
 from .recorder import Recorder
 from .records import FORMATTERS
 from .sinks import FileSink, IRecordSink, StreamSink
+from .startup import StartupError, checkEndpoint
 from .syslogframing import FRAMERS
 from .systemd import NotifyService
 from .writer import ThreadWriter
@@ -202,6 +207,16 @@ class Options(usage.Options):
         usage.Options.__init__(self)
         self["port"] = []
         self["allow"] = []
+        # --help wraps each text as it is: the indentation of a docstring
+        # (opt_port's, say) would show as runs of spaces.
+        self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
+
+    def opt_version(self) -> None:
+        """
+        Display linelogger's version (and Twisted's) and exit.
+        """
+        print(f"linelogger {__version__} (Twisted {copyright.version})")
+        sys.exit(0)
 
     def opt_allow(self, value: str) -> None:
         """
@@ -256,6 +271,56 @@ class Options(usage.Options):
                 "--output - (standard output) would throw every line away once "
                 "twistd runs as a daemon: give --output FILE, or run with -n"
             )
+        if self["chat"] and self["ack"]:
+            raise usage.UsageError("--ack does not go with --chat: its 'ok N' lines would show in the chat")
+
+
+class TwistdOptions(Options):
+    """
+    The options as twistd parses them (the plugin's).
+
+    Every C{--port} and C{--metrics} endpoint is also checked against this
+    machine before anything starts (parsed as Twisted will, its files read,
+    its TCP address bound once; see L{logger_service.startup}), and any
+    mistake stops twistd with one line saying what is wrong (and, for a
+    mistake in the options, a pointer to C{--help}) instead of twistd's
+    whole usage text followed by the reason, or a traceback.
+    """
+
+    def postOptions(self) -> None:
+        """
+        Check the options, then the endpoints.
+        """
+        Options.postOptions(self)
+        self.checkEndpoints(getattr(self, "parent", None))
+
+    def checkEndpoints(self, parent: Any) -> None:
+        """
+        Check every C{--port} and C{--metrics} endpoint, without listening.
+
+        @param parent: twistd's own options (for C{--rundir}, C{--chroot}).
+        """
+        from twisted.internet import reactor
+
+        # Where a relative UNIX socket path will be (unknown under --chroot).
+        rundir: Optional[str] = os.getcwd()
+        if parent is not None:
+            rundir = None if parent.get("chroot") else os.path.abspath(parent.get("rundir") or ".")
+        for description in self["port"]:
+            checkEndpoint("--port", description, reactor, bind=True, rundir=rundir)
+        if self["metrics"]:
+            checkEndpoint("--metrics", self["metrics"], reactor, bind=True, rundir=rundir)
+
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        """
+        Parse, or exit with status 1 and a short message.
+        """
+        try:
+            Options.parseOptions(self, options)
+        except StartupError as e:
+            raise SystemExit(f"linelogger: {e}") from None
+        except usage.UsageError as e:
+            raise SystemExit(f"linelogger: {e}\nRun 'twistd linelogger --help' for the options.") from None
 
 
 def openSink(options: Options) -> IRecordSink:
@@ -278,15 +343,23 @@ class LineLoggerService(MultiService):
     The whole service: the hub, then one listener per C{--port}.
 
     A listener that cannot listen stops twistd with a non-zero exit status
-    and a one-line message instead of a traceback.  (A daemonizing twistd
-    reports the error itself, through its start-up pipe, so there the
-    error is passed on unchanged.)
+    and a one-line message instead of a traceback.  (A daemon, whose
+    standard error is gone, logs that line, and hands it to the twistd
+    that waits for it to start, through twistd's start-up pipe.)
 
     SIGHUP makes the recorder reopen its output (after C{logrotate} moved
     it), instead of killing the process as it would by default.
 
+    At shutdown the children stop as in a L{MultiService} (all at once, so
+    the hub's drain begins as the listeners close), except those in
+    L{stopsLast}: they stop once all the others have.
+
     @ivar daemon: whether twistd is daemonizing.
     @ivar recorder: the recorder whose output SIGHUP reopens.
+    @ivar stopsLast: children that stop only once the others have stopped,
+        such as the metrics, which stay up while the hub drains.
+    @ivar twistdConfig: twistd's own options (its C{statusPipe} and
+        C{pidfile}), or C{None}.
     """
 
     def __init__(self, recorder: Recorder, reactor: Any, daemon: bool = False) -> None:
@@ -294,6 +367,8 @@ class LineLoggerService(MultiService):
         self.recorder = recorder
         self.reactor = reactor
         self.daemon = daemon
+        self.stopsLast: List[IService] = []
+        self.twistdConfig: Any = None
         self._previousHandler: Any = None
 
     def startService(self) -> None:
@@ -313,7 +388,14 @@ class LineLoggerService(MultiService):
         if self._previousHandler is not None:
             signal.signal(signal.SIGHUP, self._previousHandler)
             self._previousHandler = None
-        return MultiService.stopService(self)
+        Service.stopService(self)
+        first = [s for s in reversed(list(self)) if s not in self.stopsLast]
+        stopped = DeferredList([maybeDeferred(s.stopService) for s in first])
+
+        def stopLast(_: object) -> Deferred[Any]:
+            return DeferredList([maybeDeferred(s.stopService) for s in reversed(self.stopsLast)])
+
+        return stopped.addCallback(stopLast)
 
     def privilegedStartService(self) -> None:
         """
@@ -321,11 +403,46 @@ class LineLoggerService(MultiService):
         """
         try:
             MultiService.privilegedStartService(self)
-        except CannotListenError as e:
+        except Exception as e:
+            message = f"linelogger: {listenError(e)}"
             if self.daemon:
-                log.critical("linelogger: {error}", error=e)
-                raise
-            raise SystemExit(f"linelogger: {e}") from None
+                log.critical("{message}", message=message)
+                self._daemonFailed(message)
+            raise SystemExit(message) from None
+
+    def _daemonFailed(self, message: str) -> None:
+        """
+        As a daemon, tell the twistd that waits for this one to start (it
+        prints C{message} and exits with status 1), remove the pidfile, and
+        exit, instead of leaving twistd to log a traceback.
+        """
+        config = self.twistdConfig
+        pipe = config.get("statusPipe") if config is not None else None
+        if pipe is None:
+            return
+        # twistd's start-up pipe: "0" for started, "1 MESSAGE" (100 bytes at
+        # most) for failed.
+        os.write(pipe, (b"1 " + message.encode("ascii", "backslashreplace"))[:100])
+        os.close(pipe)
+        config["statusPipe"] = None
+        pidfile = config.get("pidfile")
+        if pidfile:
+            try:
+                os.remove(pidfile)
+            except OSError:
+                pass
+        raise SystemExit(1)
+
+
+def listenError(error: Exception) -> str:
+    """
+    What went wrong when listening, in one line.
+    """
+    if isinstance(error, CannotListenError):
+        return str(error)
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"cannot listen: {error.filename}: {error.strerror}"
+    return f"cannot listen: {error}"
 
 
 def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerService:
@@ -397,6 +514,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     else:
         factory = LineLoggerFactory(hub, **settings)
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
+    top.twistdConfig = getattr(options, "parent", None)
     HubService(
         hub, reactor, drainTimeout=options["drain-timeout"], connectionLog=factory.connectionLogger
     ).setServiceParent(top)
@@ -405,9 +523,11 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         # cost memory every process would pay.
         from .metrics import metricsService
 
-        # Before the listeners: it stops after them, so metrics stay up while
-        # a shutdown drains.
-        metricsService(options["metrics"], hub, chat, reactor).setServiceParent(top)
+        # It stops once the others have: metrics stay up while a shutdown
+        # drains.
+        metrics = metricsService(options["metrics"], hub, chat, reactor)
+        metrics.setServiceParent(top)
+        top.stopsLast.append(metrics)
     ports: List[str] = options["port"]
     for description in ports:
         description = withBacklog(description, descriptors.backlog)

@@ -551,7 +551,6 @@ class FullDiskTests(_ServerTestMixin, SynchronousTestCase):
         errorLines = [line for line in log.splitlines() if "Cannot write records" in line]
         self.assertEqual(len(errorLines), 1, log)
         self.assertIn("No space left on device", errorLines[0])
-        print(f"\n/dev/full: {errorLines[0]}")
 
         client.sendall(b"more doomed lines\n" * 10)
         time.sleep(max(0.0, failedAt + 3.5 - time.monotonic()))
@@ -564,8 +563,12 @@ class FullDiskTests(_ServerTestMixin, SynchronousTestCase):
 
         stopping = time.monotonic()
         log = self.stopCleanly(server)
-        print(f"/dev/full: exited {time.monotonic() - stopping:.2f}s after SIGTERM; the end of its log:")
-        print("\n".join(log.splitlines()[-8:]))
+        # Figures only: the server's own log lines here are errors, as they
+        # should be, and would read as failures in a passing run.
+        print(
+            f"\n/dev/full: one write failure logged for {stopping - failedAt:.1f}s of retries; "
+            f"exited {time.monotonic() - stopping:.2f}s after SIGTERM"
+        )
         self.assertEqual(log.count("Cannot write records"), 1, log)
         self.assertIn("Exiting with", log)
 

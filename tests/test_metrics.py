@@ -11,6 +11,7 @@ import errno
 import os
 import re
 import socket
+import threading
 import urllib.error
 import urllib.request
 from typing import Dict, List, Optional, Tuple
@@ -36,7 +37,15 @@ from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
 from logger_service.recorder import Recorder
 
 from .memory import MemorySink
-from .twistd_helpers import LineLogger, freePort, makeTempDir, runTwistd, waitFor
+from .twistd_helpers import (
+    LineLogger,
+    assertCleanShutdown,
+    canConnect,
+    freePort,
+    makeTempDir,
+    runTwistd,
+    waitFor,
+)
 
 Samples = Dict[str, float]
 
@@ -628,6 +637,49 @@ class TwistdMetricsTests(SynchronousTestCase):
         self.assertGreaterEqual(samples["linelogger_chat_deliveries_total"], 1)
         two.close()
         self.waitForSample(metricsPort, "linelogger_chat_members", 1)
+
+    def test_scrapeDuringDrain(self) -> None:
+        """
+        After SIGTERM, C{/metrics} keeps answering while the shutdown drains,
+        and closes only when it is over.
+
+        The drain is made to last: with C{--max-rate 1}, the first read of a
+        fast client's lines puts it thousands of lines over the rate, so
+        reading from it pauses with the rest of its lines unread in the
+        kernel, and the drain waits for them until C{--drain-timeout}.
+        """
+        server, metricsPort = self.start("--max-rate", "1", "--drain-timeout", "8")
+        client = server.connect()
+        payload = b"".join(b"line %06d\n" % i for i in range(40000))
+
+        def send() -> None:
+            try:
+                client.sendall(payload)
+            except OSError:
+                pass  # Closed by the server at the end of the drain.
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        self.addCleanup(sender.join, 30)
+        waitFor(
+            "reading to pause for --max-rate",
+            lambda: parse(fetch(metricsPort)[2])[0].get("linelogger_rate_delays_total", 0) >= 1,
+            timeout=20,
+            interval=0.05,
+        )
+        server.twistd.terminate()
+        server.twistd.waitForLog("Stopping: reading what 1 connections already sent", timeout=20)
+        status, _, body = fetch(metricsPort)
+        self.assertTrue(server.twistd.running(), "the drain is over already")
+        self.assertEqual(status, 200)
+        samples = parse(body)[0]
+        self.assertEqual(samples["linelogger_connections_open"], 1)
+        self.assertGreater(samples["linelogger_lines_received_total"], 0)
+        status = server.twistd.wait(60)
+        log = server.log()
+        assertCleanShutdown(self, status, log)
+        self.assertIn("still had unread input after 8.0s", log)
+        self.assertFalse(canConnect(("127.0.0.1", metricsPort)), "the metrics port is still open")
 
     def test_metricsPortInUse(self) -> None:
         """

@@ -151,6 +151,21 @@ class EnvironmentTests(SynchronousTestCase):
         Twisted's plugin cache, written next to the plugin, is never
         committed.
         """
-        if not os.path.isdir(os.path.join(ROOT, ".git")) or shutil.which("git") is None:
+        self.assertIgnored("twisted/plugins/dropin.cache")
+
+    def test_twistdFilesIgnored(self) -> None:
+        """
+        What twistd writes where it runs (C{twistd.pid}, and C{twistd.log}
+        for a daemon) is never committed either.
+        """
+        for path in ("twistd.pid", "twistd.log", "twistd.log.1"):
+            self.assertIgnored(path)
+
+    def assertIgnored(self, path: str) -> None:
+        """
+        Git ignores C{path} in this checkout.
+        """
+        # In a git worktree, .git is a file.
+        if not os.path.exists(os.path.join(ROOT, ".git")) or shutil.which("git") is None:
             raise SkipTest("not a git checkout")
-        run(["git", "check-ignore", "-q", "twisted/plugins/dropin.cache"], cwd=ROOT)
+        run(["git", "check-ignore", "-q", path], cwd=ROOT)

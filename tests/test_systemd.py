@@ -22,10 +22,18 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from logger_service import systemd
 from logger_service.hub import Hub, HubService
 from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
 from logger_service.recorder import Recorder
-from logger_service.systemd import STATUS_INTERVAL, NotifyService, notifyAddress, watchdogInterval
+from logger_service.systemd import (
+    STATUS_INTERVAL,
+    NotifyService,
+    nameInheritedSockets,
+    notifyAddress,
+    socketActivationProblem,
+    watchdogInterval,
+)
 from logger_service.tap import Options
 
 from .memory import MemorySink
@@ -454,6 +462,60 @@ class NotifyServiceTests(SynchronousTestCase):
         )
 
 
+class InheritedSocketTests(SynchronousTestCase):
+    """
+    L{nameInheritedSockets} and L{socketActivationProblem}.
+    """
+
+    def setUp(self) -> None:
+        self.patch(systemd, "INHERITED_NAMES", [])
+
+    def test_unnamed(self) -> None:
+        """
+        Sockets passed without names are named C{unknown}, as
+        C{sd_listen_fds_with_names(3)} does, so Twisted keeps them.
+        """
+        from twisted.python.systemd import ListenFDs
+
+        pid = os.getpid()  # Twisted checks LISTEN_PID against it.
+        environ = {"LISTEN_PID": str(pid), "LISTEN_FDS": "2"}
+        self.assertEqual(nameInheritedSockets(environ, pid), ["unknown", "unknown"])
+        self.assertEqual(environ["LISTEN_FDNAMES"], "unknown:unknown")
+        self.assertEqual(systemd.INHERITED_NAMES, ["unknown", "unknown"])
+        fds = ListenFDs.fromEnvironment(environ, start=3)
+        self.assertEqual(fds.inheritedDescriptors(), [3, 4])
+
+    def test_named(self) -> None:
+        """
+        Names systemd gave are kept.
+        """
+        environ = {"LISTEN_PID": "42", "LISTEN_FDS": "2", "LISTEN_FDNAMES": "web:admin"}
+        self.assertEqual(nameInheritedSockets(environ, 42), ["web", "admin"])
+        self.assertEqual(environ["LISTEN_FDNAMES"], "web:admin")
+
+    def test_otherProcess(self) -> None:
+        """
+        Sockets meant for another process (C{LISTEN_PID}), or none at all:
+        nothing changes.
+        """
+        for environ in [{"LISTEN_PID": "41", "LISTEN_FDS": "1"}, {}, {"LISTEN_PID": "42", "LISTEN_FDS": "x"}]:
+            before = dict(environ)
+            self.assertEqual(nameInheritedSockets(environ, 42), [])
+            self.assertEqual(environ, before)
+
+    def test_problem(self) -> None:
+        """
+        The message for a C{systemd:} endpoint that names no socket passed
+        says which there are.
+        """
+        self.assertIn("systemd passed no sockets", socketActivationProblem("systemd:domain=INET:index=0"))
+        nameInheritedSockets({"LISTEN_PID": "7", "LISTEN_FDS": "2", "LISTEN_FDNAMES": "a:b"}, 7)
+        self.assertEqual(
+            socketActivationProblem("systemd:domain=INET:index=5"),
+            "no such socket among those systemd passed (index=0 name=a, index=1 name=b)",
+        )
+
+
 class WiringTests(SynchronousTestCase):
     """
     C{twistd linelogger} notifies systemd.  (Passes once C{tap.makeService}
@@ -572,12 +634,16 @@ class SocketActivationTests(SynchronousTestCase):
         if self.socketActivate is None:
             self.skipTest("systemd-socket-activate (package systemd) is not on PATH")
 
-    def activate(self, *assignments: str) -> Tuple[Process, int, str]:
+    def activate(self, *assignments: str, fdname: bool = True, index: int = 0) -> Tuple[Process, int, str]:
         """
         Start C{systemd-socket-activate -l 127.0.0.1:PORT} set to run twistd
-        with C{--port systemd:domain=INET:index=0} when a client connects.
+        with C{--port systemd:domain=INET:index=INDEX} when a client connects.
 
         @param assignments: more C{NAME=VALUE} for twistd's environment.
+        @param fdname: whether to name the socket (C{--fdname}: systemd
+            always names them, in C{LISTEN_FDNAMES}); without, as older
+            systemd and other activators do, C{LISTEN_FDNAMES} is unset.
+        @param index: the C{index=} in the C{--port} description.
         @return: the process (C{systemd-socket-activate}, then twistd), the
             port, and the C{--output} file.
         """
@@ -596,13 +662,13 @@ class SocketActivationTests(SynchronousTestCase):
 
         def start(port: int) -> Process:
             assert self.socketActivate is not None
-            # Twisted's systemd endpoint wants LISTEN_FDNAMES (systemd always
-            # sets it; systemd-socket-activate only with --fdname).
-            command = [self.socketActivate, "-l", f"127.0.0.1:{port}", "--fdname=linelogger"]
+            command = [self.socketActivate, "-l", f"127.0.0.1:{port}"]
+            if fdname:
+                command.append("--fdname=linelogger")
             for assignment in passed:
                 command += ["-E", assignment]
             command += twistdCommand(
-                "-n", "--pidfile=", "linelogger", "--port", "systemd:domain=INET:index=0", "--output", output
+                "-n", "--pidfile=", "linelogger", "--port", f"systemd:domain=INET:index={index}", "--output", output
             )
             return Process(self, command, env, workdir)
 
@@ -624,7 +690,42 @@ class SocketActivationTests(SynchronousTestCase):
         twistd starts when the first client connects, takes the listening
         socket, and records that client's line.
         """
-        activator, port, output = self.activate()
+        self.recordsFirstLine(fdname=True)
+
+    def test_activatedWithoutNames(self) -> None:
+        """
+        The same without C{LISTEN_FDNAMES} (C{systemd-socket-activate}
+        without C{--fdname}, systemd before 227, other activators), where
+        Twisted alone finds no socket.
+        """
+        self.recordsFirstLine(fdname=False)
+
+    def test_wrongIndex(self) -> None:
+        """
+        An index beyond the sockets passed: twistd exits non-zero with one
+        line naming the sockets there are, and no traceback.
+        """
+        for fdname in (True, False):
+            activator, port, output = self.activate(fdname=fdname, index=1)
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            self.addCleanup(client.close)
+            # systemd-socket-activate execs twistd: its status is twistd's.
+            self.assertEqual(activator.process.wait(START_TIMEOUT), 1, activator.log())
+            log = activator.log()
+            self.assertNotIn("Traceback", log)
+            [line] = [line for line in log.splitlines() if line.startswith("linelogger: ")]
+            name = "linelogger" if fdname else "unknown"
+            self.assertEqual(
+                line,
+                "linelogger: --port systemd:domain=INET:index=1: no such socket among those systemd "
+                f"passed (index=0 name={name})",
+            )
+
+    def recordsFirstLine(self, fdname: bool) -> None:
+        """
+        Start twistd socket-activated, connect, check the line is recorded.
+        """
+        activator, port, output = self.activate(fdname=fdname)
         client = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.addCleanup(client.close)
         client.sendall(b"activated\n")
@@ -779,6 +880,28 @@ class UnitFileTests(SynchronousTestCase):
         options.parseOptions(command[plugin + 1 :])
         self.assertEqual(options["port"], ["systemd:domain=INET6:index=0"])
         self.assertEqual(options["output"], "/var/log/linelogger/records.log")
+
+    def test_installSteps(self) -> None:
+        """
+        README.rst and the service unit show the install steps the unit
+        expects: a virtualenv where C{ExecStart} looks, linelogger
+        installed into it, its plugin cache written, both units copied.
+        """
+        venv = os.path.dirname(os.path.dirname(INSTALLED_TWISTD))
+        with open(os.path.join(PROJECT_ROOT, "README.rst")) as f:
+            readme = f.read()
+        section = readme.split("Running under systemd\n", 1)[1]
+        commands = [line.strip()[2:] for line in section.splitlines() if line.startswith("    # ")]
+        with open(os.path.join(UNITS, "linelogger.service")) as f:
+            unitComments = [line[1:].strip() for line in f if line.startswith("#     ")]
+        for steps in (commands, unitComments):
+            self.assertEqual(steps[0], f"python3 -m venv {venv}")
+            self.assertTrue(steps[1].startswith(f"{venv}/bin/pip install ."), steps)
+            self.assertTrue(steps[2].startswith(f"{INSTALLED_TWISTD} --help"), steps)
+            self.assertEqual(
+                steps[3], "cp contrib/systemd/linelogger.service contrib/systemd/linelogger.socket /etc/systemd/system/"
+            )
+            self.assertEqual(steps[4:6], ["systemctl daemon-reload", "systemctl enable --now linelogger.socket"])
 
     def test_serviceSettings(self) -> None:
         """

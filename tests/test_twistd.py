@@ -30,6 +30,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from .twistd_helpers import (
     TIME_PATTERN,
     LineLogger,
+    TwistdProcess,
     assertCleanShutdown,
     canConnect,
     freePort,
@@ -659,6 +660,312 @@ class StartupErrorTests(SynchronousTestCase):
         self.assertNotIn("Traceback", output)
         self.assertFalse(os.path.exists(pidfile), "twistd daemonized")
         self.assertFalse(canConnect(("127.0.0.1", port)), "something listens on the port")
+
+
+HELP_HINT = "Run 'twistd linelogger --help' for the options."
+"""The line after the reason for a mistake in the options."""
+
+
+class OneLineStartupErrorTests(SynchronousTestCase):
+    """
+    Every start-up failure is one line saying what is wrong (and, for a
+    mistake in the options, a pointer to C{--help}) and a non-zero exit, in
+    the foreground (C{-n}) and as a daemon: no traceback, no usage text.
+    """
+
+    def startFailing(self, daemon: bool, *options: str, extraPath: Optional[str] = None) -> List[str]:
+        """
+        Run twistd (with C{-n} unless C{daemon}) with linelogger C{options}
+        (and C{--output FILE}), expecting it to refuse to start.
+
+        @param extraPath: a directory to put on twistd's C{PYTHONPATH}, after
+            the checkout.
+        @return: the lines it printed (standard output and error).
+        """
+        workdir = makeTempDir(self)
+        pidfile = os.path.join(workdir, "twistd.pid")
+        logfile = os.path.join(workdir, "twistd.log")
+        if daemon:
+            twistdArgs = [f"--pidfile={pidfile}", f"--logfile={logfile}"]
+
+            def killStrayDaemon() -> None:
+                try:
+                    with open(pidfile) as f:
+                        os.kill(int(f.read().strip()), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+
+            self.addCleanup(killStrayDaemon)
+        else:
+            twistdArgs = ["-n", "--pidfile="]
+        if extraPath is not None:
+            self.patch(os, "environ", dict(os.environ, PYTHONPATH=extraPath))
+        args = [*twistdArgs, "linelogger", "--output", os.path.join(workdir, "records.out"), *options]
+        status, output, duration = runTwistd(self, args, workdir=workdir)
+        self.assertNotEqual(status, 0, output)
+        self.assertLess(duration, 20.0, output)
+        self.assertNotIn("Traceback", output)
+        self.assertNotIn("Usage:", output)
+        self.assertFalse(os.path.exists(pidfile), "a pidfile was left")
+        if os.path.exists(logfile):
+            with open(logfile) as f:
+                self.assertNotIn("Traceback", f.read())
+        return output.splitlines()
+
+    def assertOneLine(self, lines: List[str], *parts: str, hint: bool = False) -> None:
+        """
+        C{lines} are one line starting C{linelogger: } that holds every one
+        of C{parts}, and then, if C{hint}, the pointer to C{--help}.
+        """
+        self.assertEqual(len(lines), 2 if hint else 1, lines)
+        self.assertTrue(lines[0].startswith("linelogger: "), lines)
+        for part in parts:
+            self.assertIn(part, lines[0])
+        if hint:
+            self.assertEqual(lines[1], HELP_HINT)
+
+    def bothWays(self, *options: str, parts: Tuple[str, ...], hint: bool = False, extraPath: Optional[str] = None):
+        """
+        Check the failure with C{-n} and as a daemon.
+        """
+        for daemon in (False, True):
+            lines = self.startFailing(daemon, *options, extraPath=extraPath)
+            self.assertOneLine(lines, *parts, hint=hint)
+
+    def test_portNotANumber(self) -> None:
+        """
+        C{tcp:abc}: the port is not a number.
+        """
+        self.bothWays("--port", "tcp:abc", parts=("--port tcp:abc: not a number: 'abc'",), hint=True)
+
+    def test_portOutOfRange(self) -> None:
+        """
+        C{tcp:99999}: not a TCP port.
+        """
+        self.bothWays("--port", "tcp:99999", parts=("--port tcp:99999: 99999 is not a TCP port",), hint=True)
+
+    def test_unknownEndpointType(self) -> None:
+        """
+        An endpoint type Twisted does not know.
+        """
+        self.bothWays("--port", "nosuch:1234", parts=("unknown endpoint type 'nosuch'",), hint=True)
+
+    def test_missingSocketDirectory(self) -> None:
+        """
+        A UNIX socket in a directory that does not exist.
+        """
+        self.bothWays(
+            "--port",
+            "unix:/nonexistent/dir/x.sock",
+            parts=("--port unix:/nonexistent/dir/x.sock: no such directory: /nonexistent/dir",),
+        )
+
+    def test_missingKey(self) -> None:
+        """
+        C{ssl:} with a key file that does not exist.
+        """
+        missing = os.path.join(makeTempDir(self), "key.pem")
+        self.bothWays(
+            "--port",
+            f"ssl:{freePort()}:interface=127.0.0.1:privateKey={missing}",
+            parts=(f"cannot read {missing}: No such file or directory",),
+        )
+
+    def test_unreadableCertificate(self) -> None:
+        """
+        C{ssl:} with a certificate that cannot be read (a directory: the
+        tests may run as root, who reads any file).
+        """
+        directory = makeTempDir(self)
+        self.bothWays(
+            "--port",
+            f"ssl:{freePort()}:interface=127.0.0.1:privateKey={directory}",
+            parts=(f"cannot read {directory}: Is a directory",),
+        )
+
+    def test_tlsWithoutPyOpenSSL(self) -> None:
+        """
+        C{ssl:} when pyOpenSSL cannot be imported: the line names the extra
+        to install.
+        """
+        shim = makeTempDir(self)
+        os.mkdir(os.path.join(shim, "OpenSSL"))
+        with open(os.path.join(shim, "OpenSSL", "__init__.py"), "w") as f:
+            f.write("raise ImportError('No module named OpenSSL')\n")
+        key = os.path.join(shim, "key.pem")
+        with open(key, "w") as f:
+            f.write("not used: the import fails first\n")
+        self.bothWays(
+            "--port",
+            f"ssl:{freePort()}:interface=127.0.0.1:privateKey={key}",
+            parts=("ssl endpoints need pyOpenSSL", "pip install 'linelogger[tls]'"),
+            extraPath=shim,
+        )
+
+    def test_socketActivationWithoutSockets(self) -> None:
+        """
+        C{systemd:} when systemd passed no socket.
+        """
+        self.bothWays("--port", "systemd:domain=INET:index=0", parts=("systemd passed no sockets to this process",))
+
+    def test_portInUse(self) -> None:
+        """
+        A port in use: Twisted's one line for it, from the daemon too
+        (which once wrote a 42-line traceback to its log, and a truncated
+        bytes repr to the terminal).  Also when the port's holder set
+        C{SO_REUSEADDR}, as Twisted does: then binding succeeds and only
+        listening fails.
+        """
+        for reuse in (False, True):
+            taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(taken.close)
+            if reuse:
+                taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(5)
+            port = localPort(taken)
+            self.bothWays(
+                "--port",
+                f"tcp:{port}:interface=127.0.0.1",
+                parts=(f"Couldn't listen on 127.0.0.1:{port}:", "Address already in use"),
+            )
+
+    def test_metricsPortInUse(self) -> None:
+        """
+        The same for C{--metrics}.
+        """
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(5)
+        port = localPort(taken)
+        self.bothWays(
+            "--port",
+            f"tcp:{freePort()}:interface=127.0.0.1",
+            "--metrics",
+            f"tcp:{port}:interface=127.0.0.1",
+            parts=(f"Couldn't listen on 127.0.0.1:{port}:",),
+        )
+
+    def test_optionValue(self) -> None:
+        """
+        A bad option value: the reason first, then the pointer to
+        C{--help}, not the usage text.
+        """
+        self.bothWays("--format", "xml", parts=("linelogger: --format must be one of: json, text",), hint=True)
+        self.bothWays("--no-such-option", parts=("option --no-such-option not recognized",), hint=True)
+
+    def test_chatWithAck(self) -> None:
+        """
+        C{--chat --ack} is refused: acknowledgements would show in the chat.
+        """
+        self.bothWays("--chat", "--ack", parts=("--ack does not go with --chat",), hint=True)
+
+    def test_daemonLockedSocket(self) -> None:
+        """
+        A failure only the listening itself finds (a UNIX socket another
+        linelogger holds the lock of), as a daemon: the waiting twistd
+        prints linelogger's line, the log has it once, without a traceback,
+        and no pidfile is left.
+        """
+        first = LineLogger(self, unixSockets=1)
+        path = first.unixPaths[0]
+        workdir = makeTempDir(self)
+        pidfile = os.path.join(workdir, "twistd.pid")
+        logfile = os.path.join(workdir, "twistd.log")
+        args = [f"--pidfile={pidfile}", f"--logfile={logfile}", "linelogger", "--port", f"unix:{path}"]
+        args += ["--output", os.path.join(workdir, "records.out")]
+        status, output, _ = runTwistd(self, args, workdir=workdir)
+        self.assertNotEqual(status, 0, output)
+        self.assertNotIn("Traceback", output)
+        self.assertIn("linelogger: Couldn't listen on", output)
+        self.assertFalse(os.path.exists(pidfile))
+        with open(logfile) as f:
+            log = f.read()
+        self.assertNotIn("Traceback", log)
+        self.assertEqual(log.count("linelogger: Couldn't listen on"), 1, log)
+        self.assertTrue(first.twistd.running())
+
+    def test_foregroundLockedSocket(self) -> None:
+        """
+        The same in the foreground: one line, no traceback.
+        """
+        first = LineLogger(self, unixSockets=1)
+        workdir = makeTempDir(self)
+        args = ["-n", "--pidfile=", "linelogger", "--port", f"unix:{first.unixPaths[0]}"]
+        args += ["--output", os.path.join(workdir, "records.out")]
+        status, output, _ = runTwistd(self, args, workdir=workdir)
+        self.assertNotEqual(status, 0, output)
+        self.assertNotIn("Traceback", output)
+        self.assertEqual(output.count("linelogger: Couldn't listen on"), 1, output)
+
+
+class VersionTests(SynchronousTestCase):
+    """
+    C{twistd linelogger --version}.
+    """
+
+    def test_version(self) -> None:
+        """
+        It prints linelogger's name and version (and Twisted's), and exits 0.
+        """
+        from logger_service import __version__
+        from twisted import copyright
+
+        status, output, _ = runTwistd(self, ["linelogger", "--version"])
+        self.assertEqual(status, 0, output)
+        self.assertEqual(output.splitlines(), [f"linelogger {__version__} (Twisted {copyright.version})"])
+
+
+class PidfileTests(SynchronousTestCase):
+    """
+    Several foreground servers from one directory, as README.rst's quick
+    start shows.
+    """
+
+    def start(self, workdir: str, *twistdOptions: str) -> Tuple[TwistdProcess, int]:
+        """
+        Start C{twistd -n [twistdOptions] linelogger} in C{workdir} on a
+        free port on 127.0.0.1.
+        """
+        port = freePort()
+        args = ["-n", *twistdOptions, "linelogger", "--port", f"tcp:{port}:interface=127.0.0.1"]
+        args += ["--output", os.path.join(workdir, f"records-{port}.out")]
+        twistd = TwistdProcess(args, workdir, logName=f"twistd-{port}.out")
+        self.addCleanup(twistd.cleanup)
+        return twistd, port
+
+    def waitListening(self, twistd: TwistdProcess, port: int) -> None:
+        """
+        Wait until C{twistd} accepts connections on C{port}.
+        """
+
+        def check() -> bool:
+            if not twistd.running():
+                raise AssertionError(f"twistd exited\n{twistd.log()}")
+            return canConnect(("127.0.0.1", port))
+
+        waitFor(f"twistd to listen on {port}", check, 20)
+
+    def test_severalFromOneDirectory(self) -> None:
+        """
+        A second C{twistd -n linelogger} in the directory of a first is
+        refused (twistd's C{twistd.pid}), even on another port; with
+        C{--pidfile=} (no pidfile) or a pidfile of its own it runs.
+        """
+        workdir = makeTempDir(self)
+        first, firstPort = self.start(workdir)
+        self.waitListening(first, firstPort)
+        self.assertTrue(os.path.exists(os.path.join(workdir, "twistd.pid")))
+        second, _ = self.start(workdir)
+        self.assertNotEqual(second.wait(20), 0)
+        self.assertIn("Another twistd server is running", second.log())
+        third, thirdPort = self.start(workdir, "--pidfile=")
+        fourth, fourthPort = self.start(workdir, f"--pidfile=linelogger-{firstPort + 1}.pid")
+        self.waitListening(third, thirdPort)
+        self.waitListening(fourth, fourthPort)
+        for twistd in (first, third, fourth):
+            assertCleanShutdown(self, twistd.stop(), twistd.log())
 
 
 class SeveralPortsTests(_ServerTestMixin, SynchronousTestCase):
