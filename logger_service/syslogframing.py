@@ -80,7 +80,7 @@ losing nothing).  Empty chunks choose nothing.
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, List, Optional, Protocol, Tuple, Union
+from typing import Callable, Dict, List, Optional, Protocol, Union
 
 from .framing import PARTIAL, SPLIT, TRUNCATED, Line, LineFramer, LongLines, lineFlags
 
@@ -236,41 +236,33 @@ class NulFramer(LineFramer):
 class SyslogLineFramer(NulFramer):
     """
     The default framer: records end at LF, and at NUL too on a connection
-    that sends syslog messages ended by NUL.
+    that sends syslog messages.
 
-    Until then a NUL is a byte of its line; the first record that starts
-    with C{<} (a syslog message's PRI) and reaches a NUL before a LF ends
-    at that NUL, and from there on the stream is framed as L{NulFramer}
-    frames it.  Before that it is framed as L{LineFramer} frames it.
+    Until a record starts with C{<} (a syslog message's PRI) the stream is
+    framed as L{LineFramer} frames it, a NUL being a byte of its line; from
+    the first byte of that record on, as L{NulFramer} frames it.
     """
 
-    __slots__ = ("_syslog", "_nulFramed")
+    __slots__ = ("_nulFramed",)
 
     def __init__(self, maxLength: int = 65536, policy: LongLines = LongLines.split) -> None:
         super().__init__(maxLength, policy)
-        # While a line too long to be held whole is under way (split or
-        # dropped), whether it starts with "<"; else None.
-        self._syslog: Optional[bool] = None
-        # True once a syslog message ended at a NUL: NUL framing from then on.
+        # True once a record started with "<": NUL framing from then on.
         self._nulFramed = False
 
     def feed(self, data: bytes) -> List[bytes]:
         """
         Add C{data} to the stream and return the records it completed.
         """
-        if self._nulFramed or self.closed or self._discarding or self._splitting or b"\x00" in data:
+        if self._nulFramed or b"<" in data or self.closed or self._discarding:
             return self._feedOther(data)
         # The LF fast path, as in LineFramer.feed.
         if self._buffer:
             data = self._buffer + data
         parts = data.split(b"\n")
         rest = parts.pop()
-        if len(data) > self.maxLength:
-            lines = self._slowPath(parts, rest)
-            if self._splitting or self._discarding:
-                # Note how the line too long to be held whole starts.
-                self._syslog = data[data.rfind(b"\n") + 1] == 0x3C
-            return lines
+        if self._splitting or len(data) > self.maxLength:
+            return self._slowPath(parts, rest)
         self._buffer = rest
         if b"\r" not in data:
             return parts
@@ -278,84 +270,24 @@ class SyslogLineFramer(NulFramer):
 
     def _feedOther(self, data: bytes) -> List[bytes]:
         """
-        Feed a chunk that is not for the LF fast path: one with a NUL in
-        it, one after NUL framing began, or during a line too long to be
-        held whole.
+        Feed a chunk that is not for the LF fast path: one after NUL framing
+        began, one with a C{<} in it, or one after the framer closed or
+        while it drops the rest of a long line.
         """
-        if self._nulFramed or self.closed:
+        if self._nulFramed:
             return NulFramer.feed(self, data)
-        if b"\x00" in data:
-            return self._feedNul(data)
-        lines = LineFramer.feed(self, data)
-        if self._splitting or self._discarding:
-            last = data.rfind(b"\n")
-            if last >= 0:
-                self._syslog = data[last + 1] == 0x3C
+        if self.closed or not data:
+            return LineFramer.feed(self, data)
+        # Where the first record that starts with "<" starts, if anywhere.
+        if data[0] == 0x3C and not (self._buffer or self._splitting or self._discarding):
+            start = 0
         else:
-            self._syslog = None
-        return lines
-
-    def _feedNul(self, data: bytes) -> List[bytes]:
-        """
-        Feed a chunk with a NUL in it, before NUL framing has begun.
-        """
-        if self._splitting or self._discarding:
-            syslog = self._syslog
-        else:
-            syslog = self._buffer[0] == 0x3C if self._buffer else None
-        translated, ends, syslog = self._translate(data, syslog)
-        held, dropped = self._buffer, self.droppedBytes
-        lines = LineFramer.feed(self, translated)
-        self._syslog = syslog if self._splitting or self._discarding else None
-        if self.closed:
-            # LineFramer counted the bytes after the close in the translated
-            # stream, where NUL LF is one byte; count the bytes received.
-            # The over-long line is the last record and follows the other
-            # records' terminators; the held bytes hold no terminator.
-            start = len(held) + ends[len(lines) - 2] if len(lines) > 1 else 0
-            self.droppedBytes = dropped + len(held) + len(data) - start - self.maxLength
-        return lines
-
-    def _translate(self, data: bytes, syslog: Optional[bool]) -> Tuple[bytes, List[int], Optional[bool]]:
-        """
-        Return C{data} with each NUL (or NUL LF) that ends a record made a
-        LF, where each terminator ends in C{data}, and whether the record
-        under way at its end starts with C{<}; note whether NUL framing
-        began.
-
-        @param syslog: whether the record under way starts with C{<}
-            (L{None}: no byte of it yet).
-        """
-        pieces: List[bytes] = []
-        ends: List[int] = []
-        pos, size, nulFramed = 0, len(data), False
-        find = data.find
-        while pos < size:
-            if syslog is None:
-                syslog = data[pos] == 0x3C
-            lf = find(b"\n", pos)
-            if syslog or nulFramed:
-                nul = find(b"\x00", pos, size if lf < 0 else lf)
-                if nul >= 0:
-                    nulFramed = True
-                    pieces += (data[pos:nul], b"\n")
-                    pos = nul + 1
-                    if pos == size:
-                        self._afterNul = True
-                    elif data[pos] == 0x0A:
-                        pos += 1
-                    ends.append(pos)
-                    syslog = None
-                    continue
-            if lf < 0:
-                pieces.append(data[pos:])
-                break
-            pieces.append(data[pos : lf + 1])
-            pos = lf + 1
-            ends.append(pos)
-            syslog = None
-        self._nulFramed = nulFramed
-        return b"".join(pieces), ends, syslog
+            start = data.find(b"\n<") + 1
+            if not start:
+                return LineFramer.feed(self, data)
+        lines = LineFramer.feed(self, data[:start]) if start else []
+        self._nulFramed = True
+        return lines + NulFramer.feed(self, data[start:])
 
     @property
     def idle(self) -> bool:
@@ -364,13 +296,6 @@ class SyslogLineFramer(NulFramer):
         framer would not know of it).
         """
         return not self._nulFramed and super().idle
-
-    def finish(self) -> List[bytes]:
-        """
-        End the stream: return what is left as L{PARTIAL} records, if anything.
-        """
-        self._syslog = None
-        return NulFramer.finish(self)
 
 
 class OctetFramer:

@@ -83,57 +83,43 @@ def referenceNul(data: bytes) -> List[Record]:
     return out
 
 
-def syslogNulAt(data: bytes) -> int:
+def syslogAt(data: bytes) -> int:
     """
-    Where the default framing starts to end records at NUL too: just after
-    the first NUL that ends a record starting with C{<} (before any LF of
-    that record), or -1.
+    Where the default framing starts to end records at NUL too: at the
+    first record that starts with C{<}, or -1.
     """
-    pos = 0
-    while pos < len(data):
-        lf = data.find(b"\n", pos)
-        end = len(data) if lf < 0 else lf
-        if data[pos : pos + 1] == b"<":
-            nul = data.find(b"\x00", pos, end)
-            if nul >= 0:
-                return nul + 1
-        if lf < 0:
-            break
-        pos = lf + 1
-    return -1
+    if data[:1] == b"<":
+        return 0
+    at = data.find(b"\n<")
+    return at + 1 if at >= 0 else -1
 
 
 def translateDefault(data: bytes) -> bytes:
     """
     The stream as the default framing sees it: LF-terminated until the
-    first syslog message that ends at a NUL; from that NUL on, each NUL LF
-    or NUL made a LF.
+    first record that starts with C{<}; from there on, each NUL LF or NUL
+    made a LF.
     """
-    at = syslogNulAt(data)
+    at = syslogAt(data)
     if at < 0:
         return data
-    rest = data[at:]
-    if rest[:1] == b"\n":
-        rest = rest[1:]
-    return data[: at - 1] + b"\n" + rest.replace(b"\x00\n", b"\n").replace(b"\x00", b"\n")
+    return data[:at] + data[at:].replace(b"\x00\n", b"\n").replace(b"\x00", b"\n")
 
 
 def referenceDefault(data: bytes) -> List[Record]:
     """
     The reference default framing of a whole stream, for a large maxLength:
-    LF framing (a CR before the LF removed, the rest PARTIAL), until a
-    record that starts with C{<} reaches a NUL before a LF: it ends there,
-    and the rest of the stream is framed by L{referenceNul}.
+    LF framing (a CR before the LF removed, the rest PARTIAL) until a
+    record starts with C{<}, L{referenceNul} from there on.
     """
-    at = syslogNulAt(data)
-    head, rest = (data, b"") if at < 0 else (data[: at - 1], data[at:])
+    at = syslogAt(data)
+    head, rest = (data, b"") if at < 0 else (data[:at], data[at:])
     parts = head.split(b"\n")
     last = parts.pop()
     out: List[Record] = [(p[:-1] if p.endswith(b"\r") else p, 0) for p in parts]
-    if at < 0:
-        return out + ([(last, PARTIAL)] if last else [])
-    out.append((last[:-1] if last.endswith(b"\r") else last, 0))
-    return out + referenceNul(rest[1:] if rest[:1] == b"\n" else rest)
+    if last:
+        out.append((last, PARTIAL))
+    return out + referenceNul(rest)
 
 
 def referenceOctet(data: bytes) -> Tuple[List[Record], int]:
@@ -349,18 +335,18 @@ class NulFramerTests(SynchronousTestCase):
 class SyslogLineFramerTests(SynchronousTestCase):
     """
     L{SyslogLineFramer}, the default: LF framing, and NUL framing from the
-    first syslog message that ends at a NUL.
+    first record that starts with C{<} (a syslog message).
     """
 
     def test_sysLogHandler(self) -> None:
         """
-        What Python's SysLogHandler sends over TCP gives its messages, a
-        message with a LF in it included, however it is cut.
+        What Python's SysLogHandler sends over TCP gives its messages, those
+        with a LF in them included (the first one too), however it is cut.
         """
-        data = SYSLOGHANDLER + b"<11>Traceback\n  File x\nValueError\x00<12>after\x00"
-        expected = [(b"<12>hello", 0), (b"<12>two", 0), (b"lines", 0)]
-        expected += [(b"<11>Traceback", 0), (b"  File x", 0), (b"ValueError", 0), (b"<12>after", 0)]
-        for chunks in ([data], [bytes([b]) for b in data], [data[:9], data[9:10], data[10:]]):
+        data = b"<11>Traceback\n  File x\nValueError\x00" + SYSLOGHANDLER + b"<12>after\x00"
+        expected = [(b"<11>Traceback", 0), (b"  File x", 0), (b"ValueError", 0)]
+        expected += [(b"<12>hello", 0), (b"<12>two", 0), (b"lines", 0), (b"<12>after", 0)]
+        for chunks in ([data], [bytes([b]) for b in data], [data[:14], data[14:20], data[20:]]):
             recs, framer = frame(SyslogLineFramer, chunks)
             self.assertEqual(recs, expected, chunks)
             self.assertEqual(framer.buffered, 0)
@@ -373,23 +359,27 @@ class SyslogLineFramerTests(SynchronousTestCase):
 
     def test_nulInLine(self) -> None:
         """
-        Until a syslog message ends at a NUL, a NUL is a byte of its line:
-        in a line that does not start with C{<}, or after a LF.
+        Until a record starts with C{<}, a NUL is a byte of its line, even
+        before a C{<} that does not start a record.
         """
-        recs, _ = frame(SyslogLineFramer, [b"nul\x00byte\n\x00\n<x\ny\x00<1>z\n"])
-        self.assertEqual(recs, [(b"nul\x00byte", 0), (b"\x00", 0), (b"<x", 0), (b"y\x00<1>z", 0)])
+        recs, _ = frame(SyslogLineFramer, [b"nul\x00byte\n\x00\ny\x00<1>z\x00\n"])
+        self.assertEqual(recs, [(b"nul\x00byte", 0), (b"\x00", 0), (b"y\x00<1>z\x00", 0)])
 
     def test_nulFramingFromThen(self) -> None:
         """
-        From the first syslog message that ends at a NUL, every NUL ends a
+        From the first record that starts with C{<}, every NUL ends a
         record, and a NUL directly followed by a LF is one terminator, in
-        that chunk or a later one.
+        that chunk or a later one; a CR before either is removed.
         """
         framer = SyslogLineFramer(100)
         self.assertEqual(framer.feed(b"a\x00b\n<1>c\x00"), [b"a\x00b", b"<1>c"])
         self.assertEqual(framer.feed(b"\nd\x00e\x00\n"), [b"d", b"e"])
         self.assertEqual(framer.feed(b"f\r\x00"), [b"f"])
         self.assertEqual(framer.finish(), [])
+        framer = SyslogLineFramer(100)
+        self.assertEqual(framer.feed(b"ab"), [])
+        self.assertEqual(framer.feed(b"<c\x00d\n"), [b"ab<c\x00d"])
+        self.assertEqual(framer.feed(b"<e\x00"), [b"<e"])
 
     def test_idle(self) -> None:
         """
@@ -397,9 +387,9 @@ class SyslogLineFramerTests(SynchronousTestCase):
         framing has begun (a new one would not know of it).
         """
         framer = SyslogLineFramer()
-        framer.feed(b"<13>one\ntwo\n")
+        framer.feed(b"one\ntwo\n")
         self.assertTrue(framer.idle)
-        framer.feed(b"<12>three\x00\n")
+        framer.feed(b"<13>three\n")
         self.assertFalse(framer.idle)
 
     def test_close(self) -> None:
@@ -899,7 +889,7 @@ class PropertyTests(SynchronousTestCase):
     def test_defaultModel(self, chunked: Tuple[bytes, List[bytes]]) -> None:
         """
         With room enough, L{SyslogLineFramer} gives the reference framing:
-        LF framing until a syslog message ends at a NUL, NUL framing after.
+        LF framing until a record starts with C{<}, NUL framing from there.
         """
         data, chunks = chunked
         self.assertEqual(frame(SyslogLineFramer, chunks, 1000)[0], referenceDefault(data))
@@ -911,7 +901,7 @@ class PropertyTests(SynchronousTestCase):
         L{SyslogLineFramer} gives what L{LineFramer} gives for the stream
         with each terminator made a LF, and the same counters, except that
         under close droppedBytes counts the bytes received after the close
-        (a NUL LF that ends a record as two).
+        (a NUL LF as two).
         """
         data, chunks = chunked
         translated = translateDefault(data)
@@ -924,12 +914,12 @@ class PropertyTests(SynchronousTestCase):
             return
         # LineFramer dropped every translated byte after the close point;
         # find the same point in the bytes received, where each NUL LF from
-        # the first syslog NUL on is two bytes.
+        # the first syslog record on is two bytes.
         closePoint = len(translated) - lineFramer.droppedBytes
-        at = syslogNulAt(data)
+        at = syslogAt(data)
         received = done = 0
         while done < closePoint:
-            pair = at >= 0 and received >= at - 1 and data[received : received + 2] == b"\x00\n"
+            pair = at >= 0 and received >= at and data[received : received + 2] == b"\x00\n"
             received += 2 if pair else 1
             done += 1
         self.assertEqual(framer.droppedBytes, len(data) - received)
