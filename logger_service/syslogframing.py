@@ -106,6 +106,9 @@ MAX_DIGITS = 9
 # One terminator of the NUL framing, as the translation to LF sees it.
 _TERMINATOR = re.compile(rb"\x00\n?|\n")
 
+# A bytes.translate table making NUL a LF.
+_NUL_TO_LF = bytes([0x0A, *range(1, 256)])
+
 # A whole MSG-LEN and its SP; and the digits of one not yet finished.
 _HEADER = re.compile(rb"([1-9][0-9]{0,%d}) " % (MAX_DIGITS - 1))
 _DIGITS = re.compile(rb"[1-9][0-9]{0,%d}" % (MAX_DIGITS - 1))
@@ -197,7 +200,11 @@ class NulFramer(LineFramer):
         if b"\x00" not in data:
             return LineFramer.feed(self, data)
         self._afterNul = data[-1] == 0
-        translated = data.replace(b"\x00\n", b"\n").replace(b"\x00", b"\n")
+        if b"\n" in data:
+            translated = data.replace(b"\x00\n", b"\n").replace(b"\x00", b"\n")
+        else:
+            # Only NULs (as SysLogHandler sends): one pass, no NUL LF to join.
+            translated = data.translate(_NUL_TO_LF)
         if self.policy is not LongLines.close:
             return LineFramer.feed(self, translated)
         held, dropped = self._buffer, self.droppedBytes
@@ -449,6 +456,10 @@ class OctetFramer:
                 continue
             # Between frames: read MSG-LEN SP.
             header = self._header
+            if not header:
+                pos = self._wholeFrames(data, pos, out)
+                if pos == end:
+                    break
             if not header and data[pos] == 0x0A:
                 pos += 1
                 continue
@@ -474,6 +485,36 @@ class OctetFramer:
             out.extend(fallback.feed(header + data[pos:]))
             return out
         return out
+
+    def _wholeFrames(self, data: bytes, pos: int, out: List[bytes]) -> int:
+        """
+        Append to C{out} the messages of the whole frames, none longer than
+        C{maxLength}, that start at C{pos} in C{data} (LF bytes between them
+        skipped); return where the first other frame starts.  This is the common
+        case, taken with a few steps a frame; the general loop takes the
+        rest, framing errors included.
+        """
+        end, maxLength = len(data), self.maxLength
+        find = data.find
+        append = out.append
+        while pos < end:
+            first = data[pos]
+            if first == 0x0A:
+                pos += 1
+                continue
+            space = find(b" ", pos + 1, pos + MAX_DIGITS + 1)
+            if space < 0 or first == 0x30:
+                break
+            digits = data[pos:space]
+            if not digits.isdigit():
+                break
+            start = space + 1
+            stop = start + int(digits)
+            if stop > end or stop - start > maxLength:
+                break
+            append(data[start:stop])
+            pos = stop
+        return pos
 
     def _countOversize(self) -> None:
         if not self._counted:
