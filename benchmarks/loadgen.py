@@ -49,13 +49,27 @@ import socket
 import sys
 import time
 from collections import deque
+from functools import cache
 from itertools import accumulate, repeat
-from typing import Any, Callable, Deque, Dict, List, Optional, Set
+from pathlib import Path
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from benchmarks.procinfo import acceptedCount, raiseNofile
 
-ID_PATTERN = re.compile(rb"c(\d{5})-(\d{6}) (x*)")
-"""A line's id and padding, wherever it is in what a server wrote."""
+ID_PATTERN = re.compile(rb'c(\d{5})-(\d{6}) ([^\r\n"]*)')
+"""A line's id and filler, wherever it is in what a server wrote (a JSON
+record's closing quote ends the filler)."""
+
+TEXTS: Dict[str, Tuple[bytes, str]] = {
+    "ascii": (b"", "x"),
+    "zh": (b"", (Path(__file__).parent / "seed-zh.txt").read_text(encoding="utf-8").strip()),
+    "latin": (b"", "Zo\u00eb's caf\u00e9 fa\u00e7ade, na\u00efve r\u00e9sum\u00e9 "),
+    "bom": (b"<13>1 2026-12-03T00:00:00.000000Z bench app - - - \xef\xbb\xbf", "x"),
+}
+"""The texts lines are made of, by name: what comes before a line's id
+(C{bom}: an RFC 5424 header whose message starts with a UTF-8 byte-order
+mark, as syslog-ng's loggen sends), and the text its filler repeats (C{zh}:
+the seed article's Chinese text, from C{seed-zh.txt})."""
 
 HELLO_PATTERN = re.compile(rb"hello-from-(\d{5})")
 
@@ -64,20 +78,33 @@ CHUNK = 256 * 1024
 CONNECTING, OPEN, CLOSED = range(3)
 
 
-def lineFor(conn: int, seq: int, size: int, terminator: bytes = b"\n") -> bytes:
+def lineFor(conn: int, seq: int, size: int, terminator: bytes = b"\n", text: str = "ascii") -> bytes:
     """
     The line number C{seq} of connection C{conn}: C{size} bytes, terminator
-    included.
+    included, made of C{text} (a name in L{TEXTS}).
     """
-    head = f"c{conn:05d}-{seq:06d} ".encode()
-    return head + b"x" * (size - len(head) - len(terminator)) + terminator
+    head = TEXTS[text][0] + f"c{conn:05d}-{seq:06d} ".encode()
+    return head + filler(size, terminator, text) + terminator
 
 
-def padding(size: int, terminator: bytes) -> int:
+@cache
+def filler(size: int, terminator: bytes, text: str = "ascii") -> bytes:
     """
-    How many C{x} follow the id in a line of C{size} bytes.
+    What follows the id in a line of C{size} bytes made of C{text}: its
+    text repeated, cut after a whole character, then C{x} to the size.
     """
-    return size - 14 - len(terminator)
+    before, unit = TEXTS[text]
+    length = size - len(before) - 14 - len(terminator)
+    encoded = unit.encode("utf-8")
+    repeated = (encoded * (length // len(encoded) + 1))[:length]
+    return repeated.decode("utf-8", "ignore").encode("utf-8").ljust(length, b"x")
+
+
+def padding(size: int, terminator: bytes, text: str = "ascii") -> int:
+    """
+    How many bytes follow the id in a line of C{size} bytes.
+    """
+    return len(filler(size, terminator, text))
 
 
 def cpuSeconds() -> float:
@@ -424,7 +451,8 @@ class Engine:
 def ingest(spec: Dict[str, Any]) -> Dict[str, Any]:
     conns, lines, size = spec["conns"], spec["lines"], spec["size"]
     timeout = spec["timeout"]
-    payloads = [b"".join(lineFor(c, s, size) for s in range(lines)) for c in range(conns)]
+    text = spec.get("text", "ascii")
+    payloads = [b"".join(lineFor(c, s, size, b"\n", text) for s in range(lines)) for c in range(conns)]
     engine = Engine(spec["host"], spec["port"])
     counter = FileCounter(spec["output"]) if spec.get("output") else None
     expected = conns * lines
@@ -442,6 +470,7 @@ def ingest(spec: Dict[str, Any]) -> Dict[str, Any]:
                 state["seen"], state["grew"] = count, now
             if count >= expected:
                 state["records"] = now
+                emit({"event": "clock", "phase": "stop"})
 
     def done() -> bool:
         if engine.finished < conns:
@@ -465,6 +494,7 @@ def ingest(spec: Dict[str, Any]) -> Dict[str, Any]:
         return True
 
     cpu0 = cpuSeconds()
+    emit({"event": "clock", "phase": "start"})
     t0 = time.monotonic()
     if every:
         # Connect first, one at a time and at most one every C{every} seconds,
@@ -594,13 +624,13 @@ class ChatReceiver:
     ended it minus the time it was sent.
     """
 
-    def __init__(self, conns: int, lines: int, size: int) -> None:
+    def __init__(self, conns: int, lines: int, size: int, text: str = "ascii") -> None:
         self.conns = conns
         self.lines = lines
-        self.pad = padding(size, b"\r\n")
-        self.pattern = re.compile(rb"c(\d{5}-\d{6}) (x*)\r?\n")
+        self.filler = filler(size, b"\r\n", text)
+        self.pattern = re.compile(rb"c(\d{5}-\d{6}) ([^\r\n]*)\r?\n")
         self.idPattern = re.compile(rb"c(\d{5}-\d{6}) ")
-        self.intact = (b" " + b"x" * self.pad + b"\r\n", b" " + b"x" * self.pad + b"\n")
+        self.intact = (b" " + self.filler + b"\r\n", b" " + self.filler + b"\n")
         self.sendTimes: Dict[bytes, float] = {}
         self.keys = [[b"%05d-%06d" % (sender, seq) for seq in range(lines)] for sender in range(conns)]
         self.shortest = size - 1
@@ -743,7 +773,7 @@ class ChatReceiver:
         for m in self.pattern.finditer(data):
             matched += 1
             key, x = m.group(1, 2)
-            if len(x) != self.pad:
+            if x != self.filler:
                 self.malformed += 1
                 continue
             position = m.end() - 1
@@ -779,10 +809,11 @@ def percentile(ordered: List[float], fraction: float) -> Optional[float]:
 
 def chat(spec: Dict[str, Any]) -> Dict[str, Any]:
     conns, lines, size = spec["conns"], spec["lines"], spec["size"]
+    text = spec.get("text", "ascii")
     t0 = time.monotonic()
     deadline = t0 + spec["timeout"]
     engine = Engine(spec["host"], spec["port"])
-    receiver = ChatReceiver(conns, lines, size)
+    receiver = ChatReceiver(conns, lines, size, text)
     engine.onData = lambda conn, data, now: receiver.feed(conn.index, data, now)
     # Each line goes out when it is sent, as a person's line would: without
     # Nagle's algorithm holding it until the server acknowledges the last.
@@ -817,11 +848,11 @@ def chat(spec: Dict[str, Any]) -> Dict[str, Any]:
     rate: Optional[float] = spec.get("rate")
     if rate:
         # Made before the clock starts: one bytes object per line.
-        lineBytes = [[lineFor(c, s, size, b"\r\n") for s in range(lines)] for c in range(conns)]
+        lineBytes = [[lineFor(c, s, size, b"\r\n", text) for s in range(lines)] for c in range(conns)]
         payloads: List[bytes] = []
     else:
         lineBytes = []
-        payloads = [b"".join(lineFor(c, s, size, b"\r\n") for s in range(lines)) for c in range(conns)]
+        payloads = [b"".join(lineFor(c, s, size, b"\r\n", text) for s in range(lines)) for c in range(conns)]
 
     def onSent(conn: Conn, sentBytes: int, now: float) -> None:
         # A line is sent once the kernel has taken its last byte.

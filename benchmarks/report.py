@@ -17,13 +17,24 @@ TITLES = {
     "ingest-many": "ingest-many: {conns:,} connections opened at once x {lines:,} lines x {size} bytes",
     "idle-10k": "idle-10k: {conns:,} connections held open (then one {size}-byte line on each)",
     "chat-100": "chat-100: {conns:,} chat clients each sending {lines:,} lines of {size} bytes",
+    "ingest-200": "ingest-200: {conns:,} connections x {lines:,} lines x {size} bytes, ASCII",
+    "ingest-200-zh": "ingest-200-zh: {conns:,} connections x {lines:,} lines x {size} bytes of Chinese text",
+    "ingest-200-latin": "ingest-200-latin: {conns:,} connections x {lines:,} lines x {size} bytes of accented Latin",
+    "ingest-200-bom": "ingest-200-bom: {conns:,} connections x {lines:,} RFC 5424 lines x {size} bytes with a BOM",
+    "chat-100-zh": "chat-100-zh: {conns:,} chat clients each sending {lines:,} lines of {size} bytes of Chinese text",
 }
+
+UTF8 = {"ingest-200-zh": "Chinese", "ingest-200-latin": "accented Latin", "ingest-200-bom": "RFC 5424 with a BOM"}
+"""The UTF-8 ingest workloads, each beside ingest-200 (ASCII, same length)."""
 
 METRIC = {
     "ingest-small": ("lines_per_s", "lines/s", True),
     "ingest-many": ("lines_per_s", "lines/s", True),
     "idle-10k": ("lined_rss_kib", "RSS with all connections open", False),
     "chat-100": ("deliveries_per_s", "deliveries/s", True),
+    "ingest-200": ("lines_per_s", "lines/s", True),
+    **{name: ("lines_per_s", "lines/s", True) for name in UTF8},
+    "chat-100-zh": ("deliveries_per_s", "deliveries/s", True),
 }
 
 
@@ -108,8 +119,9 @@ def ingestTable(workload: str, results: List[Result]) -> List[str]:
     base = linelogger(results)
     rows = [
         "| Server | Exactly once | Time (s) | Lines/s | MB/s | Peak RSS (MB) | Conns | Listen drops "
-        "| Server CPU (s) | Generator CPU | Lines/s, all runs | linelogger ÷ this | Notes |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| Server CPU (s) | Server CPU in the run (s) | Generator CPU | Lines/s, all runs | linelogger ÷ this "
+        "| Notes |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in results:
         drops = (r.get("listen_drops") or {}).get("ListenDrops")
@@ -117,7 +129,8 @@ def ingestTable(workload: str, results: List[Result]) -> List[str]:
         rows.append(
             f"| {r['label']} | {exactly(r)} | {num(r.get('elapsed_s'), 3)} | {num(r.get('lines_per_s'))} "
             f"| {num(r.get('mb_per_s'), 1)} | {mb(r.get('peak_rss_kib'))} | {conns(r)} | {num(drops)} "
-            f"| {num(r.get('server_cpu_s'), 2)} | {'-' if genCpu is None else f'{genCpu:.0f}%'} "
+            f"| {num(r.get('server_cpu_s'), 2)} | {num(r.get('server_cpu_measured_s'), 2)} "
+            f"| {'-' if genCpu is None else f'{genCpu:.0f}%'} "
             f"| {runsText(r)} | {ratio(r, base, workload)} | {notes(r)} |"
         )
     return rows
@@ -226,7 +239,73 @@ def pacedTable(paced: List[Tuple[Result, Result]]) -> List[str]:
     return rows
 
 
-TABLES = {"ingest-small": ingestTable, "ingest-many": ingestTable, "idle-10k": idleTable, "chat-100": chatTable}
+TABLES = {
+    "ingest-small": ingestTable,
+    "ingest-many": ingestTable,
+    "idle-10k": idleTable,
+    "chat-100": chatTable,
+    "ingest-200": ingestTable,
+    **{name: ingestTable for name in UTF8},
+    "chat-100-zh": chatTable,
+}
+
+
+def utf8Lines(results: List[Result]) -> List[str]:
+    """
+    The UTF-8 workloads beside the ASCII ones of the same line length, with
+    the targets of issue #13: linelogger's server CPU at most 1.5 times
+    ASCII's, its lines/s at least 1.2 times rsyslog's on the same input, and
+    a Chinese chat room at least 0.8 times the deliveries/s of an ASCII one.
+    """
+
+    def find(workload: str, server: str) -> Optional[Result]:
+        found = next((r for r in results if r["workload"] == workload and r["server"] == server), None)
+        return found if found is not None and found["status"] == "ok" else None
+
+    rows: List[str] = []
+    verdicts: List[str] = []
+    for server in ("linelogger", "linelogger-json", "rsyslog"):
+        ascii = find("ingest-200", server)
+        for workload, what in [("ingest-200", "ASCII"), *UTF8.items()]:
+            mine = find(workload, server)
+            if mine is None:
+                continue
+            cpu = mine.get("server_cpu_measured_s")
+            base = ascii.get("server_cpu_measured_s") if ascii else None
+            rsyslog = find(workload, "rsyslog")
+            versus = "-"
+            if rsyslog and rsyslog.get("lines_per_s") and mine.get("lines_per_s"):
+                versus = f"{mine['lines_per_s'] / rsyslog['lines_per_s']:.2f}"
+            cpuRatio = f"{cpu / base:.2f}" if cpu and base else "-"
+            rows.append(
+                f"| {what} | {mine['label']} | {num(mine.get('lines_per_s'))} | {num(cpu, 2)} | {cpuRatio} | {versus} |"
+            )
+            if server.startswith("linelogger") and workload != "ingest-200":
+                if cpu and base:
+                    verdicts.append(
+                        f"- {workload}, {mine['label']}: server CPU at most 1.5× ASCII's: "
+                        f"{'**met**' if cpu <= 1.5 * base else '**not met**'} ({cpu / base:.2f}×)"
+                    )
+                if versus != "-":
+                    verdicts.append(
+                        f"- {workload}, {mine['label']}: at least 1.2× rsyslog's lines/s: "
+                        f"{'**met**' if float(versus) >= 1.2 else '**not met**'} ({versus}×)"
+                    )
+    if rows:
+        rows = [
+            "| Lines | Server | Lines/s | Server CPU in the run (s) | CPU ÷ ASCII's | Lines/s ÷ rsyslog's |",
+            "|---|---|--:|--:|--:|--:|",
+            *rows,
+        ]
+    chat, chatZh = find("chat-100", "linelogger"), find("chat-100-zh", "linelogger")
+    if chat and chatZh and chat.get("deliveries_per_s") and chatZh.get("deliveries_per_s"):
+        factor = chatZh["deliveries_per_s"] / chat["deliveries_per_s"]
+        verdicts.append(
+            f"- chat-100-zh, linelogger: at least 0.8× the deliveries/s of chat-100 (ASCII): "
+            f"{'**met**' if factor >= 0.8 else '**not met**'} ({chatZh['deliveries_per_s']:,.0f} against "
+            f"{chat['deliveries_per_s']:,.0f}, {factor:.2f}×)"
+        )
+    return rows + ([""] if rows and verdicts else []) + verdicts
 
 
 def comparison(workload: str, results: List[Result]) -> Optional[str]:
@@ -507,6 +586,12 @@ def markdown(info: Dict[str, Any], results: List[Result], chartNote: Optional[st
         if info.get("quick"):
             out += ["(A quick run: tiny sizes, so these say nothing about the targets.)", ""]
         out += [*goals, ""]
+    utf8 = utf8Lines(results)
+    if utf8:
+        out += ["## UTF-8 beside ASCII: the targets of issue #13", ""]
+        if info.get("quick"):
+            out += ["(A quick run: tiny sizes, so these say nothing about the targets.)", ""]
+        out += [*utf8, ""]
     gen = generatorLines(info, results)
     if gen:
         out += ["## The load generator", "", *gen, ""]

@@ -11,7 +11,9 @@ Usage (from the root of the checkout, with Twisted installed)::
 Options:
 
     --quick            tiny sizes (a few connections, a few hundred lines)
-    --workloads W,...  ingest-small, ingest-many, idle-10k, chat-100 (default: all)
+    --workloads W,...  ingest-small, ingest-many, idle-10k, chat-100, ingest-200,
+                       ingest-200-zh, ingest-200-latin, ingest-200-bom, chat-100-zh
+                       (default: all)
     --servers S,...    which servers (default: all but linelogger-openssl); the
                        discard server always runs on the ingest workloads, as
                        the generator's baseline
@@ -35,6 +37,18 @@ Workloads (sizes of the full run; --quick shrinks them):
     chat-100      100 chat clients each sending 50 lines of 80 bytes at once
                   (saturated); then, afresh, the same clients paced so as to
                   offer half the deliveries/s that server reached saturated
+    ingest-200    10 connections x 30,000 lines x 200 bytes, ASCII: the baseline
+                  of the UTF-8 workloads (discard, linelogger in text and in
+                  JSON records, rsyslog)
+    ingest-200-zh     the same, each line the seed article's Chinese text
+                  (benchmarks/seed-zh.txt, 3-byte characters)
+    ingest-200-latin  the same, accented Latin (2-byte characters)
+    ingest-200-bom    the same, RFC 5424 lines whose message starts with a
+                  UTF-8 byte-order mark, as syslog-ng's loggen sends
+    chat-100-zh   chat-100 with lines of Chinese text (linelogger)
+
+The ingest workloads also report the server's CPU seconds from the first
+connect until the last record is in its file.
 
 Servers (each a subprocess listening on a free port on 127.0.0.1):
 
@@ -53,6 +67,8 @@ Servers (each a subprocess listening on a free port on 127.0.0.1):
     linelogger-every
                    the same with --connection-log-rate 0: every connection
                    logged one by one, however many (ingest-many only)
+    linelogger-json
+                   the same with --format json (the ingest-200 workloads)
     linelogger-openssl
                    the same as linelogger but with pyOpenSSL importable, as in
                    a development checkout (ingest and idle; only if asked for)
@@ -100,6 +116,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from benchmarks import procinfo, report
+from benchmarks.loadgen import ID_PATTERN, filler
 
 REPO = Path(__file__).resolve().parent.parent
 SERVERS = REPO / "benchmarks" / "servers"
@@ -110,7 +127,6 @@ TWISTD_NO_TLS = (
 )
 """twistd, as it runs where linelogger is installed without its tls extra:
 pyOpenSSL cannot be imported (the reactor would import it, for ~13 MB)."""
-ID_PATTERN = re.compile(rb"c(\d{5})-(\d{6}) (x*)")
 
 CONNECT_EVERY = 0.002
 """ingest-small: seconds between connects."""
@@ -120,6 +136,10 @@ FLOOD_BURST = 1000000
 SENDQ = 8388608
 """linelogger's --sendq in chat: with flood control off, a burst owes each
 reader ~400 KB, over the default 262144 meant for flood-controlled rooms."""
+
+UTF8_INGEST = {"ingest-200-zh": "zh", "ingest-200-latin": "latin", "ingest-200-bom": "bom"}
+"""The UTF-8 ingest workloads and the text of their lines: the seed's
+Chinese, accented Latin, RFC 5424 lines with a byte-order mark."""
 
 PACED_SECONDS = {"full": 5.0, "quick": 0.5}
 MAX_PACED_LINES = 100000
@@ -131,16 +151,35 @@ WORKLOADS: Dict[str, Dict[str, Dict[str, int]]] = {
         "ingest-many": {"conns": 1000, "lines": 200, "size": 100},
         "idle-10k": {"conns": 10000, "lines": 1, "size": 100},
         "chat-100": {"conns": 100, "lines": 50, "size": 80},
+        **{name: {"conns": 10, "lines": 30000, "size": 200} for name in ("ingest-200", *UTF8_INGEST)},
+        "chat-100-zh": {"conns": 100, "lines": 50, "size": 80},
     },
     "quick": {
         "ingest-small": {"conns": 3, "lines": 300, "size": 100},
         "ingest-many": {"conns": 30, "lines": 20, "size": 100},
         "idle-10k": {"conns": 50, "lines": 1, "size": 100},
         "chat-100": {"conns": 5, "lines": 10, "size": 80},
+        **{name: {"conns": 3, "lines": 300, "size": 200} for name in ("ingest-200", *UTF8_INGEST)},
+        "chat-100-zh": {"conns": 5, "lines": 10, "size": 80},
     },
 }
 
-KIND = {"ingest-small": "ingest", "ingest-many": "ingest", "idle-10k": "idle", "chat-100": "chat"}
+KIND = {
+    "ingest-small": "ingest",
+    "ingest-many": "ingest",
+    "idle-10k": "idle",
+    "chat-100": "chat",
+    "ingest-200": "ingest",
+    **{name: "ingest" for name in UTF8_INGEST},
+    "chat-100-zh": "chat",
+}
+
+TEXT = {**UTF8_INGEST, "chat-100-zh": "zh"}
+"""What the lines of each workload are made of (L{benchmarks.loadgen.TEXTS});
+the others are ASCII."""
+
+BESIDE = {**{name: "ingest-200" for name in UTF8_INGEST}, "chat-100-zh": "chat-100"}
+"""Each UTF-8 workload, and the ASCII workload of the same line length."""
 
 LINELOGGERS = ["linelogger", "linelogger-quiet", "linelogger-openssl"]
 LOGGERS = [*LINELOGGERS, "rsyslog", "forking", "threading", "select", "simplelogger", "asyncio"]
@@ -150,8 +189,18 @@ WORKLOAD_SERVERS = {
     "ingest-many": ["discard", *LINELOGGERS, "linelogger-every", *LOGGERS[len(LINELOGGERS) :]],
     "idle-10k": LOGGERS,
     "chat-100": CHATS,
+    **{name: ["discard", "linelogger", "linelogger-json", "rsyslog"] for name in ("ingest-200", *UTF8_INGEST)},
+    "chat-100-zh": ["linelogger"],
 }
-ALL_SERVERS = ["discard", *LINELOGGERS, "linelogger-every", *LOGGERS[len(LINELOGGERS) :], "chatserver", "select-relay"]
+ALL_SERVERS = [
+    "discard",
+    *LINELOGGERS,
+    "linelogger-every",
+    "linelogger-json",
+    *LOGGERS[len(LINELOGGERS) :],
+    "chatserver",
+    "select-relay",
+]
 OPT_IN = ["linelogger-openssl"]
 """Servers run only when --servers names them."""
 DEFAULT_SERVERS = [s for s in ALL_SERVERS if s not in OPT_IN]
@@ -200,12 +249,14 @@ def script(name: str) -> Callable[[Context], List[str]]:
     return command
 
 
-def lineloggerCommand(ctx: Context, quiet: bool = False, openssl: bool = False, every: bool = False) -> List[str]:
+def lineloggerCommand(
+    ctx: Context, quiet: bool = False, openssl: bool = False, every: bool = False, json: bool = False
+) -> List[str]:
     """
     twistd linelogger.  Unless C{openssl}, run as where linelogger is
     installed without its tls extra: pyOpenSSL is kept from being imported.
     C{quiet}: no connection log; C{every}: every connection logged one by
-    one (no rate limit).
+    one (no rate limit); C{json}: JSON records.
     """
     command = [
         *(twistd() if openssl else [sys.executable, "-c", TWISTD_NO_TLS]),
@@ -223,6 +274,8 @@ def lineloggerCommand(ctx: Context, quiet: bool = False, openssl: bool = False, 
         command.append("--no-connection-log")
     if every:
         command += ["--connection-log-rate", "0"]
+    if json:
+        command += ["--format", "json"]
     if KIND[ctx.workload] == "chat":
         command += [
             "--chat",
@@ -319,6 +372,12 @@ SPECS: Dict[str, ServerSpec] = {
             "linelogger --connection-log-rate 0",
             lambda ctx: lineloggerCommand(ctx, every=True),
             "text records; every connection logged one by one",
+        ),
+        ServerSpec(
+            "linelogger-json",
+            "linelogger --format json",
+            lambda ctx: lineloggerCommand(ctx, json=True),
+            "JSON records; defaults",
         ),
         ServerSpec(
             "linelogger-openssl",
@@ -454,11 +513,11 @@ def countInLog(path: Path, text: str) -> Optional[int]:
     return count
 
 
-def verifyFile(path: Path, conns: int, lines: int, size: int, terminator: bytes) -> Dict[str, int]:
+def verifyFile(path: Path, conns: int, lines: int, size: int, terminator: bytes, text: str = "ascii") -> Dict[str, int]:
     """
     Read a server's output back: every id must be there exactly once, intact.
     """
-    pad = size - 14 - len(terminator)
+    intact = filler(size, terminator, text)
     counts = bytearray(conns * lines)
     corrupt = other = duplicates = 0
     try:
@@ -475,7 +534,7 @@ def verifyFile(path: Path, conns: int, lines: int, size: int, terminator: bytes)
                 other += 1
                 continue
             c, s = int(m.group(1)), int(m.group(2))
-            if c >= conns or s >= lines or len(m.group(3)) != pad:
+            if c >= conns or s >= lines or m.group(3) != intact:
                 corrupt += 1
                 continue
             i = c * lines + s
@@ -595,7 +654,9 @@ class Runner:
         }
         if kind == "ingest" and spec.records:
             genSpec["output"] = str(ctx.output)
-        if ctx.workload == "ingest-small":
+        if ctx.workload in TEXT:
+            genSpec["text"] = TEXT[ctx.workload]
+        if ctx.workload == "ingest-small" or ctx.workload.startswith("ingest-200"):
             # Not a burst of connects (ingest-many is that): 2 ms apart, so
             # that the seed's listen(5) servers do not drop a SYN (which
             # would cost them a 1 s retry).
@@ -730,6 +791,11 @@ class Runner:
                 result["gen_cpu_pct"] = 100 * gen["gen_cpu_s"] / elapsed
             result["conns_ok"] = gen["connected"] - gen.get("resets", 0)
             result["last_connect_s"] = gen.get("last_connect_s")
+            start, stop = result.pop("clock_start", None), result.pop("clock_stop", None)
+            if start and stop and start[1] is not None and stop[1] is not None:
+                # The server's CPU time from the first connect until the last
+                # record was in its file (to within the kernel's 10 ms ticks).
+                result["server_cpu_measured_s"] = stop[1] - start[1]
             if gen.get("resets") or gen.get("connect_failed") or gen.get("closed_by_server"):
                 result["why"] = result.get("why") or (
                     f"{gen.get('connect_failed')} connects failed, {gen.get('resets')} resets, "
@@ -816,7 +882,9 @@ class Runner:
         if result["status"] == "skip":
             return
         terminator = b"\r\n" if kind == "chat" else b"\n"
-        check = verifyFile(ctx.output, sizes["conns"], sizes["lines"], sizes["size"], terminator)
+        check = verifyFile(
+            ctx.output, sizes["conns"], sizes["lines"], sizes["size"], terminator, TEXT.get(ctx.workload, "ascii")
+        )
         result["file"] = check
         expectedOther = sizes["conns"] if kind == "chat" else 0  # the chat barrier's hellos
         problems = []
@@ -851,7 +919,7 @@ class Runner:
                     if run["status"] != "ok":
                         break
                 result = pickMedian(runs, key)
-                if KIND[workload] == "chat" and self.pacedSeconds > 0:
+                if KIND[workload] == "chat" and workload not in BESIDE and self.pacedSeconds > 0:
                     result["paced"] = self.runPaced(workload, name, result)
                 result["run_s"] = time.monotonic() - started
                 results.append(result)

@@ -24,24 +24,158 @@ import base64
 import json
 import re
 import time as _time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from binascii import b2a_base64
+from itertools import compress, count
+from operator import ne
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
 from .framing import PARTIAL, SPLIT, TRUNCATED, lineFlags
 
-# Bytes that need more than a plain ASCII decode: controls, DEL, backslash,
-# and anything non-ASCII (which must be checked for valid UTF-8).
-_NEEDS_WORK = re.compile(rb"[\x00-\x1f\x7f-\xff\\]")
+# Valid UTF-8 that is still escaped: C1 controls (their first byte is C2),
+# and U+2028, U+2029 (E2 80 A8, E2 80 A9).
+_C1 = re.compile(rb"\xc2[\x80-\x9f]")
+_SEPARATORS = re.compile(rb"\xe2\x80[\xa8\xa9]")
 
-# After decoding: characters that are written as \xNN of their UTF-8 bytes.
-_ESCAPES: Dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
-_ESCAPES.update(
-    {c: "".join(f"\\x{b:02x}" for b in chr(c).encode("utf-8")) for c in (*range(0x80, 0xA0), 0x2028, 0x2029)}
-)
+# For each of those characters, a function replacing it in bytes with a
+# literal (a regular expression finds a literal of a few bytes much faster
+# than bytes.replace does).
+_REPLACE_UNSAFE: Dict[bytes, Callable[[bytes, bytes], bytes]] = {
+    char: re.compile(re.escape(char)).sub
+    for char in (*(bytes((0xC2, b)) for b in range(0x80, 0xA0)), b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+}
+
+# The ASCII bytes a text record escapes, but LF (which separates the lines
+# of a batch): bytes.translate deletes every other byte.
+_ASCII_ESCAPED = bytes([*range(0x0A), *range(0x0B, 0x20), 0x5C, 0x7F])
+_ASCII_KEPT = bytes(sorted(set(range(256)) - set(_ASCII_ESCAPED)))
 
 # In JSON strings, characters json.dumps leaves raw that a terminal acts on.
 _JSON_ESCAPES: Dict[int, str] = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)}
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+# The ASCII bytes a JSON string escapes, but LF (which separates the lines
+# of a batch), and their escapes.
+_JSON_BYTE_ESCAPES: Dict[int, bytes] = {c: b"\\u%04x" % c for c in (*range(0x20), 0x7F)}
+_JSON_BYTE_ESCAPES.update({8: b"\\b", 9: b"\\t", 0x0C: b"\\f", 0x0D: b"\\r", 0x22: b'\\"', 0x5C: b"\\\\"})
+del _JSON_BYTE_ESCAPES[0x0A]
+_JSON_KEPT = bytes(sorted(set(range(256)) - set(_JSON_BYTE_ESCAPES)))
+
+# The replacement templates (backslashes doubled) of the C1 controls and
+# line separators, in text and in JSON records.
+_TEXT_TEMPLATES = {char: b"".join(b"\\\\x%02x" % b for b in char) for char in _REPLACE_UNSAFE}
+_JSON_TEMPLATES = {char: b"\\\\u%04x" % ord(char.decode("utf-8")) for char in _REPLACE_UNSAFE}
+
+
+def _unsafeUTF8(data: bytes) -> List[bytes]:
+    """
+    The distinct C1 controls and line separators in C{data}, as UTF-8.
+
+    Each test is a scan in C; the common texts (ASCII, CJK, accented Latin)
+    are cleared by a search for a single byte.
+    """
+    found: List[bytes] = []
+    if b"\xc2" in data:
+        found.extend(set(_C1.findall(data)))
+    if b"\xe2" in data:
+        found.extend(set(_SEPARATORS.findall(data)))
+    return found
+
+
+def _escapeBytes(data: bytes) -> str:
+    """
+    Escape C{data} for a text record, LF bytes left alone.
+
+    The work is a few scans of C{data} in C for each distinct byte or
+    character escaped, never a step per character: a long line with one
+    bad byte costs about what a clean one does.
+    """
+    bad = data.translate(None, _ASCII_KEPT)
+    if bad:
+        # The backslash first, so that the escapes' own are kept.
+        if b"\\" in bad:
+            data = data.replace(b"\\", b"\\\\")
+        for byte in set(bad) - {0x5C}:
+            data = data.replace(bytes((byte,)), b"\\x%02x" % byte)
+    if data.isascii():
+        return data.decode("ascii")
+    for char in _unsafeUTF8(data):
+        data = _REPLACE_UNSAFE[char](_TEXT_TEMPLATES[char], data)
+    # The bytes of invalid UTF-8, one \xNN each.
+    return data.decode("utf-8", "backslashreplace")
+
+
+def _escapeJSONBytes(data: bytes) -> bytes:
+    """
+    Escape C{data}, LF bytes left alone, as in a JSON string written by
+    C{json.dumps(ensure_ascii=False)}, and DEL, C1 controls and the line
+    separators as C{\\uXXXX}; bytes of invalid UTF-8 are left as they are.
+
+    The work is a few scans of C{data} in C for each distinct byte or
+    character escaped, never a step per character.
+    """
+    bad = data.translate(None, _JSON_KEPT)
+    if bad:
+        # The backslash first, so that the escapes' own are kept.
+        if b"\\" in bad:
+            data = data.replace(b"\\", b"\\\\")
+        for byte in set(bad) - {0x5C}:
+            data = data.replace(bytes((byte,)), _JSON_BYTE_ESCAPES[byte])
+    for char in _unsafeUTF8(data):
+        data = _REPLACE_UNSAFE[char](_JSON_TEMPLATES[char], data)
+    return data
+
+
+def _validUTF8(data: bytes) -> bool:
+    """
+    Whether C{data} is valid UTF-8, checked in C.
+    """
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _cleanUTF8(data: bytes) -> bool:
+    """
+    Whether C{data}, known to hold no ASCII control but LF, no DEL and no
+    backslash, is valid UTF-8 without a C1 control, U+2028 or U+2029: text
+    written as it is.
+    """
+    return _validUTF8(data) and not _unsafeUTF8(data)
+
+
+def _jsonRaw(match: re.Match[str]) -> str:
+    return _JSON_ESCAPES[ord(match.group())]
+
+
+def _jsonEscapes(text: str) -> str:
+    """
+    Escape what C{json.dumps} leaves raw in C{text} and a terminal acts on.
+    """
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return _JSON_RAW.sub(_jsonRaw, text)
+
+
+def _escapeRaw(text: str, body: bytes) -> bytes:
+    """
+    Escape in C{text}, JSON made of the lines joined in C{body}, what
+    C{json.dumps} leaves raw and a terminal acts on, and encode it.
+
+    The characters are found in C{body} by a few scans in C, and each
+    distinct one is replaced in one pass.
+    """
+    for char in _unsafeUTF8(body):
+        decoded = char.decode("utf-8")
+        text = text.replace(decoded, _JSON_ESCAPES[ord(decoded)])
+    if b"\x7f" in body:
+        text = text.replace("\x7f", "\\u007f")
+    return text.encode("utf-8")
 
 
 def escapePayload(line: bytes) -> str:
@@ -52,11 +186,8 @@ def escapePayload(line: bytes) -> str:
     @return: text without controls or newlines, from which
         C{codecs.escape_decode(result.encode())[0] == line}.
     """
-    if not _NEEDS_WORK.search(line):
-        return line.decode("ascii")
-    if b"\\" in line:
-        line = line.replace(b"\\", b"\\\\")
-    return line.decode("utf-8", "backslashreplace").translate(_ESCAPES)
+    text = _escapeBytes(line)
+    return text.replace("\n", "\\x0a") if "\n" in text else text
 
 
 def formatTime(when: float) -> str:
@@ -117,10 +248,10 @@ C{formatter(timestamp, context, lines) -> bytes}: the records for C{lines}.
 
 def _checkTable(*alsoBad: int) -> bytes:
     """
-    A C{bytes.translate} table mapping the bytes a fast path cannot take
-    (controls but LF, DEL, backslash, non-ASCII, and C{alsoBad}) to NUL.
+    A C{bytes.translate} table mapping the ASCII bytes a fast path cannot
+    take (controls but LF, DEL, backslash, and C{alsoBad}) to NUL.
     """
-    bad = {*range(0x20), 0x7F, 0x5C, *range(0x80, 0x100), *alsoBad} - {0x0A}
+    bad = {*range(0x20), 0x7F, 0x5C, *alsoBad} - {0x0A}
     return bytes(0 if i in bad else 1 for i in range(256))
 
 
@@ -133,25 +264,22 @@ def formatText(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
     Format lines as text records, C{TIME SP PEER SP PAYLOAD LF} each.
 
     Flags are not shown in text records; the payload is always exact.  A
-    batch of lines that need no escaping (the common case) is formatted
-    with a few whole-batch operations instead of a loop over its lines.
+    batch is formatted with a few whole-batch operations instead of a loop
+    over its lines: as it is when it is valid UTF-8 without anything to
+    escape (the common case, ASCII or not), else escaped as a whole.
     """
     if not lines:
         return b""
     prefix = f"{timestamp} {context.peer} ".encode()
     body = b"\n".join(lines)
-    if b"\0" not in body.translate(_TEXT_CHECK) and body.count(b"\n") == len(lines) - 1:
+    if body.count(b"\n") != len(lines) - 1:
+        # A line holds a LF (octet framing): one line at a time.
+        text = prefix.decode("utf-8")
+        return "".join([text + escapePayload(line) + "\n" for line in lines]).encode("utf-8")
+    if b"\0" not in body.translate(_TEXT_CHECK) and _cleanUTF8(body):
         return prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
-    text = prefix.decode("utf-8")
-    needsWork = _NEEDS_WORK.search
-    out: List[str] = []
-    append = out.append
-    for line in lines:
-        if needsWork(line):
-            append(text + escapePayload(line) + "\n")
-        else:
-            append(text + line.decode("ascii") + "\n")
-    return "".join(out).encode("utf-8")
+    escaped = _escapeBytes(body).encode("utf-8")
+    return prefix + escaped.replace(b"\n", b"\n" + prefix) + b"\n"
 
 
 def jsonRecord(timestamp: str, context: RecordContext, line: bytes) -> Dict[str, Any]:
@@ -182,28 +310,45 @@ def formatJSON(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
     Format lines as JSON records, one object per line.
 
     Strings are UTF-8; control characters, DEL, C1 controls and the line
-    separators U+2028 and U+2029 are written as C{\\uXXXX} escapes, so a
-    record never holds a raw terminal control.  A batch of plain ASCII lines
-    without quotes, backslashes or flags takes a whole-batch fast path.
+    separators U+2028 and U+2029 are escaped (C{\\b}, C{\\t}, C{\\n},
+    C{\\f}, C{\\r} as JSON writes them, the others as C{\\uXXXX}), so a
+    record never holds a raw terminal control.  A batch of unflagged lines
+    is formatted with whole-batch operations: as it is when it is valid
+    UTF-8 without quotes, backslashes or characters to escape (the common
+    case, ASCII or not), else escaped as a whole.
     """
     if not lines:
         return b""
     body = b"\n".join(lines)
-    if (
-        b"\0" not in body.translate(_JSON_CHECK)
-        and body.count(b"\n") == len(lines) - 1
-        and set(map(type, lines)) == {bytes}
-    ):
-        fields = {"time": timestamp, "peer": context.peer, "conn": context.conn}
-        if context.extra:
-            fields.update(context.extra)
-        head = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1].translate(_JSON_ESCAPES)
-        prefix = (head + ',"line":"').encode("utf-8")
-        return prefix + body.replace(b"\n", b'"}\n' + prefix) + b'"}\n'
-    dumps = json.dumps
-    out = [dumps(jsonRecord(timestamp, context, line), ensure_ascii=False, separators=(",", ":")) for line in lines]
-    out.append("")
-    return "\n".join(out).translate(_JSON_ESCAPES).encode("utf-8")
+    fields = {"time": timestamp, "peer": context.peer, "conn": context.conn}
+    if context.extra:
+        fields.update(context.extra)
+    rawHead = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1]
+    if body.count(b"\n") != len(lines) - 1 or set(map(type, lines)) != {bytes}:
+        # A line holds a LF (octet framing) or has flags: one at a time.
+        dumps = json.dumps
+        out = [dumps(jsonRecord(timestamp, context, line), ensure_ascii=False, separators=(",", ":")) for line in lines]
+        out.append("")
+        return _escapeRaw("\n".join(out), rawHead.encode("utf-8") + body)
+    head = _jsonEscapes(rawHead) + ',"line":'
+    prefix = head + '"'
+    start = prefix.encode("utf-8")
+    if b"\0" not in body.translate(_JSON_CHECK) and _cleanUTF8(body):
+        return start + body.replace(b"\n", b'"}\n' + start) + b'"}\n'
+    escaped = _escapeJSONBytes(body)
+    if _validUTF8(body):
+        return start + escaped.replace(b"\n", b'"}\n' + start) + b'"}\n'
+    # Some line is not valid UTF-8: its bytes change when what is invalid
+    # is replaced by U+FFFD.  Only such lines take a step of their own, for
+    # their line_b64.
+    replaced = escaped.decode("utf-8", "replace").encode("utf-8").split(b"\n")
+    if len(lines) == 1:
+        invalid: Iterable[int] = (0,)
+    else:
+        invalid = compress(count(), map(ne, replaced, escaped.split(b"\n")))
+    for index in invalid:
+        replaced[index] = replaced[index] + b'","line_b64":"' + b2a_base64(lines[index], newline=False)
+    return start + (b'"}\n' + start).join(replaced) + b'"}\n'
 
 
 FORMATTERS: Dict[str, Formatter] = {"text": formatText, "json": formatJSON}

@@ -95,6 +95,7 @@ __all__ = [
     "LongLines",
     "NulFramer",
     "OctetFramer",
+    "SyslogLineFramer",
     "framingErrors",
     "lineFlags",
 ]
@@ -104,6 +105,9 @@ MAX_DIGITS = 9
 
 # One terminator of the NUL framing, as the translation to LF sees it.
 _TERMINATOR = re.compile(rb"\x00\n?|\n")
+
+# A bytes.translate table making NUL a LF.
+_NUL_TO_LF = bytes([0x0A, *range(1, 256)])
 
 # A whole MSG-LEN and its SP; and the digits of one not yet finished.
 _HEADER = re.compile(rb"([1-9][0-9]{0,%d}) " % (MAX_DIGITS - 1))
@@ -196,7 +200,11 @@ class NulFramer(LineFramer):
         if b"\x00" not in data:
             return LineFramer.feed(self, data)
         self._afterNul = data[-1] == 0
-        translated = data.replace(b"\x00\n", b"\n").replace(b"\x00", b"\n")
+        if b"\n" in data:
+            translated = data.replace(b"\x00\n", b"\n").replace(b"\x00", b"\n")
+        else:
+            # Only NULs (as SysLogHandler sends): one pass, no NUL LF to join.
+            translated = data.translate(_NUL_TO_LF)
         if self.policy is not LongLines.close:
             return LineFramer.feed(self, translated)
         held, dropped = self._buffer, self.droppedBytes
@@ -230,6 +238,71 @@ class NulFramer(LineFramer):
         """
         self._afterNul = False
         return LineFramer.finish(self)
+
+
+class SyslogLineFramer(NulFramer):
+    """
+    The default framer: records end at LF, and at NUL too on a connection
+    that sends syslog messages.
+
+    Until a record starts with C{<} (a syslog message's PRI) the stream is
+    framed as L{LineFramer} frames it, a NUL being a byte of its line; from
+    the first byte of that record on, as L{NulFramer} frames it.
+    """
+
+    __slots__ = ("_nulFramed",)
+
+    def __init__(self, maxLength: int = 65536, policy: LongLines = LongLines.split) -> None:
+        super().__init__(maxLength, policy)
+        # True once a record started with "<": NUL framing from then on.
+        self._nulFramed = False
+
+    def feed(self, data: bytes) -> List[bytes]:
+        """
+        Add C{data} to the stream and return the records it completed.
+        """
+        if self._nulFramed or b"<" in data or self.closed or self._discarding:
+            return self._feedOther(data)
+        # The LF fast path, as in LineFramer.feed.
+        if self._buffer:
+            data = self._buffer + data
+        parts = data.split(b"\n")
+        rest = parts.pop()
+        if self._splitting or len(data) > self.maxLength:
+            return self._slowPath(parts, rest)
+        self._buffer = rest
+        if b"\r" not in data:
+            return parts
+        return [p[:-1] if p[-1:] == b"\r" else p for p in parts]
+
+    def _feedOther(self, data: bytes) -> List[bytes]:
+        """
+        Feed a chunk that is not for the LF fast path: one after NUL framing
+        began, one with a C{<} in it, or one after the framer closed or
+        while it drops the rest of a long line.
+        """
+        if self._nulFramed:
+            return NulFramer.feed(self, data)
+        if self.closed or not data:
+            return LineFramer.feed(self, data)
+        # Where the first record that starts with "<" starts, if anywhere.
+        if data[0] == 0x3C and not (self._buffer or self._splitting or self._discarding):
+            start = 0
+        else:
+            start = data.find(b"\n<") + 1
+            if not start:
+                return LineFramer.feed(self, data)
+        lines = LineFramer.feed(self, data[:start]) if start else []
+        self._nulFramed = True
+        return lines + NulFramer.feed(self, data[start:])
+
+    @property
+    def idle(self) -> bool:
+        """
+        True when nothing is held and NUL framing has not begun (a new
+        framer would not know of it).
+        """
+        return not self._nulFramed and super().idle
 
 
 class OctetFramer:
@@ -383,6 +456,10 @@ class OctetFramer:
                 continue
             # Between frames: read MSG-LEN SP.
             header = self._header
+            if not header:
+                pos = self._wholeFrames(data, pos, out)
+                if pos == end:
+                    break
             if not header and data[pos] == 0x0A:
                 pos += 1
                 continue
@@ -408,6 +485,36 @@ class OctetFramer:
             out.extend(fallback.feed(header + data[pos:]))
             return out
         return out
+
+    def _wholeFrames(self, data: bytes, pos: int, out: List[bytes]) -> int:
+        """
+        Append to C{out} the messages of the whole frames, none longer than
+        C{maxLength}, that start at C{pos} in C{data} (LF bytes between them
+        skipped); return where the first other frame starts.  This is the common
+        case, taken with a few steps a frame; the general loop takes the
+        rest, framing errors included.
+        """
+        end, maxLength = len(data), self.maxLength
+        find = data.find
+        append = out.append
+        while pos < end:
+            first = data[pos]
+            if first == 0x0A:
+                pos += 1
+                continue
+            space = find(b" ", pos + 1, pos + MAX_DIGITS + 1)
+            if space < 0 or first == 0x30:
+                break
+            digits = data[pos:space]
+            if not digits.isdigit():
+                break
+            start = space + 1
+            stop = start + int(digits)
+            if stop > end or stop - start > maxLength:
+                break
+            append(data[start:stop])
+            pos = stop
+        return pos
 
     def _countOversize(self) -> None:
         if not self._counted:
@@ -541,7 +648,7 @@ def framingErrors(framer: object) -> int:
 
 
 FRAMERS: Dict[str, Callable[[int, LongLines], Framer]] = {
-    "lf": LineFramer,
+    "lf": SyslogLineFramer,
     "nul": NulFramer,
     "octet": OctetFramer,
     "auto": AutoFramer,

@@ -140,7 +140,8 @@ class Options(usage.Options):
             "framing",
             None,
             "lf",
-            "How records end: lf (a LF), nul (a NUL or a LF, as Python's SysLogHandler sends), "
+            "How records end: lf (a LF; a NUL too once a record starts with '<' as syslog messages do, "
+            "for Python's SysLogHandler), nul (a NUL or a LF), "
             "octet (RFC 6587 octet counting: LEN SP MSG), or auto (decide per connection from its first byte).",
         ],
         ["max-connections", None, 10000, "The most connections open at once; 0 for no limit."],

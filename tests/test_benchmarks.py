@@ -24,8 +24,9 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-SMOKE_SERVERS = ["linelogger", "linelogger-quiet", "asyncio", "select-relay"]
+SMOKE_SERVERS = ["linelogger", "linelogger-quiet", "linelogger-json", "asyncio", "select-relay"]
 WORKLOADS = ["ingest-small", "ingest-many", "idle-10k", "chat-100"]
+UTF8_WORKLOADS = ["ingest-200", "ingest-200-zh", "ingest-200-latin", "ingest-200-bom"]
 
 
 def _environment() -> Dict[str, str]:
@@ -91,6 +92,10 @@ class SmokeRunTests(SynchronousTestCase):
         for workload in ("ingest-small", "ingest-many"):
             self.assertIn((workload, "discard"), ran, output)
         self.assertIn(("chat-100", "select-relay"), ran, output)
+        for workload in UTF8_WORKLOADS:
+            for server in ("discard", "linelogger", "linelogger-json"):
+                self.assertIn((workload, server), ran, output)
+        self.assertIn(("chat-100-zh", "linelogger"), ran, output)
 
         for r in runs:
             where = f"{r['workload']} / {r['server']}: {r.get('why')}\n{output}"
@@ -116,19 +121,23 @@ class SmokeRunTests(SynchronousTestCase):
                 self.assertGreater(paced["lines"], 1, where)
             if r["server"] == "linelogger-quiet":
                 self.assertEqual(r["connection_log_events"], 0, where)
-            elif r["server"] == "linelogger" and r["workload"] != "chat-100":
+            elif r["server"] == "linelogger" and not r["workload"].startswith("chat-100"):
                 self.assertGreater(r["connection_log_events"], 0, where)
             if "file" in r:
                 self.assertEqual((r["file"]["missing"], r["file"]["duplicates"], r["file"]["corrupt"]), (0, 0, 0))
             if r["workload"].startswith("ingest"):
                 self.assertGreater(r["lines_per_s"], 0, where)
+            if r["workload"] in UTF8_WORKLOADS:
+                self.assertIsNotNone(r["server_cpu_measured_s"], where)
             self.assertGreater(r["peak_rss_kib"], 0, where)
 
         markdown = (out / "benchmarks.md").read_text()
         self.assertIn("# linelogger benchmarks", markdown)
         self.assertIn("python -m benchmarks.run --quick", markdown)
-        for workload in WORKLOADS:
+        for workload in [*WORKLOADS, *UTF8_WORKLOADS, "chat-100-zh"]:
             self.assertIn(f"## {workload}:", markdown)
+        self.assertIn("## UTF-8 beside ASCII", markdown)
+        self.assertIn("| Chinese | linelogger --format json |", markdown)
         self.assertIn("as installed without the tls extra", markdown)
         self.assertIn("| linelogger --no-connection-log |", markdown)
         self.assertIn("At half load", markdown)
@@ -251,6 +260,82 @@ class VerifyFileTests(SynchronousTestCase):
             verifyFile(path, 2, 3, 100, b"\n"),
             {"missing": 2, "duplicates": 1, "corrupt": 1, "other": 1, "records": 7},
         )
+
+
+class UTF8LinesTests(SynchronousTestCase):
+    """
+    The UTF-8 workloads' lines: their size, their text, and the checks that
+    read them back.
+    """
+
+    def test_lines(self) -> None:
+        """
+        A line has exactly its size, in whole UTF-8 characters, made of its
+        text; the BOM lines are RFC 5424 lines whose message starts with a
+        byte-order mark.
+        """
+        from benchmarks.loadgen import TEXTS, lineFor
+
+        for text in TEXTS:
+            for size, terminator in ((200, b"\n"), (80, b"\r\n"), (75, b"\n")):
+                line = lineFor(3, 7, size, terminator, text)
+                self.assertEqual(len(line), size, (text, size))
+                self.assertTrue(line.endswith(terminator))
+                self.assertIn(b"c00003-000007 ", line)
+                line.decode("utf-8")
+        self.assertIn("聊天室".encode(), lineFor(0, 0, 200, b"\n", "zh"))
+        self.assertIn("café".encode(), lineFor(0, 0, 200, b"\n", "latin"))
+        self.assertTrue(lineFor(0, 0, 200, b"\n", "bom").startswith(b"<13>1 "))
+        self.assertIn(b" - - - \xef\xbb\xbfc00000-000000 ", lineFor(0, 0, 200, b"\n", "bom"))
+
+    def test_verify(self) -> None:
+        """
+        The exactly-once check reads Chinese lines back from text and JSON
+        records, and a line whose text was changed is corrupt.
+        """
+        _needLinux()
+        from benchmarks.loadgen import lineFor
+        from benchmarks.run import verifyFile
+
+        path = Path(tempfile.mkdtemp(prefix="benchmarks-verify-")) / "out.log"
+        self.addCleanup(shutil.rmtree, path.parent, True)
+        lines = [lineFor(c, s, 200, b"\n", "zh") for c in range(2) for s in range(2)]
+        records = [b"2026-11-27T13:19:11.123456Z 127.0.0.1:5 " + line for line in lines[:2]]
+        records += [b'{"time":"x","peer":"y","conn":1,"line":"' + line[:-1] + b'"}\n' for line in lines[2:]]
+        records[1] = records[1].replace("聊".encode(), b"\\xe8\\x81\\x8a", 1)
+        path.write_bytes(b"".join(records))
+        self.assertEqual(
+            verifyFile(path, 2, 2, 200, b"\n", "zh"),
+            {"missing": 1, "duplicates": 0, "corrupt": 1, "other": 0, "records": 4},
+        )
+
+    def test_chatReceiver(self) -> None:
+        """
+        The chat clients' check takes Chinese lines on its fast path, and
+        finds one whose text was changed.
+        """
+        from benchmarks.loadgen import ChatReceiver, lineFor
+
+        def received(damage: bool) -> Any:
+            receiver = ChatReceiver(2, 2, 80, "zh")
+            for sender in range(2):
+                for seq in range(2):
+                    receiver.sent(sender, seq, 0.0)
+            receiver.startMeasuring(0.0)
+            for recipient in range(2):
+                data = b"".join(
+                    b"<guest%d> " % (1 - recipient) + lineFor(1 - recipient, s, 80, b"\r\n", "zh") for s in range(2)
+                )
+                if damage and recipient == 0:
+                    data = data.replace("對".encode(), "对".encode(), 1)
+                receiver.feed(recipient, data, 0.01)
+            receiver.analyze()
+            return receiver
+
+        clean = received(False)
+        self.assertEqual((clean.distinct, clean.malformed, clean.exactChecks), (4, 0, 0))
+        damaged = received(True)
+        self.assertEqual((damaged.distinct, damaged.malformed, damaged.exactChecks), (3, 1, 1))
 
 
 class ProcessTreeTests(SynchronousTestCase):

@@ -11,6 +11,7 @@ import codecs
 import json
 import re
 import time
+import timeit
 import unicodedata
 from fractions import Fraction
 from typing import List
@@ -23,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from logger_service.framing import PARTIAL, SPLIT, TRUNCATED, Line
 from logger_service.records import (
     FORMATTERS,
+    Formatter,
     RecordContext,
     TimestampCache,
     escapePayload,
@@ -531,3 +533,156 @@ class FormatJSONTests(SynchronousTestCase):
             self.assertEqual(record.get("split", False), bool(flags & SPLIT))
             self.assertEqual(record.get("truncated", False), bool(flags & TRUNCATED))
             self.assertEqual((record["time"], record["peer"], record["conn"]), (STAMP, CONTEXT.peer, CONTEXT.conn))
+
+
+# The record format as one line at a time would write it, character by
+# character: the reference the whole-batch paths must match byte for byte.
+_REFERENCE_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+_REFERENCE_ESCAPES.update(
+    {c: "".join(f"\\x{b:02x}" for b in chr(c).encode("utf-8")) for c in (*range(0x80, 0xA0), 0x2028, 0x2029)}
+)
+_REFERENCE_JSON = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)}
+
+
+def referenceText(context: RecordContext, lines: List[bytes]) -> bytes:
+    """
+    Text records, one line at a time: C{\\\\} for a backslash, C{\\xNN} for
+    each byte of invalid UTF-8 and of each character escaped.
+    """
+    out = []
+    for line in lines:
+        payload = line.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace").translate(_REFERENCE_ESCAPES)
+        out.append(f"{STAMP} {context.peer} {payload}\n")
+    return "".join(out).encode("utf-8")
+
+
+def referenceJSON(context: RecordContext, lines: List[bytes]) -> bytes:
+    """
+    JSON records, one line at a time, through C{json.dumps}.
+    """
+    out = [json.dumps(jsonRecord(STAMP, context, line), ensure_ascii=False, separators=(",", ":")) for line in lines]
+    return "".join(record.translate(_REFERENCE_JSON) + "\n" for record in out).encode("utf-8")
+
+
+# Lines as they come: mostly clean text (ASCII, CJK, accented Latin, a BOM),
+# with now and then something to escape.
+_TEXTS = st.sampled_from(
+    ["plain ascii ", "日志记录服务，", "Zoë's café façade ", "\ufeff<13>1 ", "“引号”—", "£1·½ ", "\U0001f600"]
+).map(lambda s: s.encode("utf-8"))
+BATCHES = st.lists(st.lists(st.one_of(_TEXTS, _TEXTS, _FRAGMENTS), max_size=6).map(b"".join), max_size=8)
+
+
+class WholeBatchTests(SynchronousTestCase):
+    """
+    Whatever path a batch takes (as it is, escaped as a whole, one line at
+    a time), the records are byte for byte those of the line-by-line
+    reference.
+    """
+
+    @PROPERTY
+    @given(BATCHES)
+    def test_text(self, lines: List[bytes]) -> None:
+        """
+        Text records.
+        """
+        self.assertEqual(formatText(STAMP, CONTEXT, lines), referenceText(CONTEXT, lines))
+
+    @PROPERTY
+    @given(BATCHES, st.sampled_from([None, {"nick": "zoë\x7f\u2028"}]))
+    def test_json(self, lines: List[bytes], extra: object) -> None:
+        """
+        JSON records, with extra fields that need escaping too.
+        """
+        context = RecordContext("10.0.0.1:4000", 7, extra)  # type: ignore[arg-type]
+        self.assertEqual(formatJSON(STAMP, context, lines), referenceJSON(context, lines))
+
+    @PROPERTY
+    @given(st.lists(st.tuples(PAYLOADS, st.integers(min_value=0, max_value=7)), max_size=6))
+    def test_flaggedOrWithLF(self, lines: List[tuple]) -> None:
+        """
+        Batches with flagged lines or lines holding a LF (as octet framing
+        gives) are written as the reference writes them.
+        """
+        batch = [Line(payload + b"\n", flags) if flags else payload + b"\n" for payload, flags in lines]
+        self.assertEqual(formatText(STAMP, CONTEXT, batch), referenceText(CONTEXT, batch))
+        self.assertEqual(formatJSON(STAMP, CONTEXT, batch), referenceJSON(CONTEXT, batch))
+
+    def test_examples(self) -> None:
+        """
+        UTF-8 text, a BOM, and the characters still escaped beside it.
+        """
+        lines = [
+            "日志，“引号”".encode(),
+            "\ufeff<13>1 x".encode(),
+            b"\xc2\x85\xe2\x80\xa8\xe2\x80\xa9 \xc2\xa0",
+            b"\t\xff",
+        ]
+        self.assertEqual(
+            formatText(STAMP, CONTEXT, lines).decode("utf-8").split("\n")[:-1],
+            [
+                f"{STAMP} 10.0.0.1:4000 日志，“引号”",
+                f"{STAMP} 10.0.0.1:4000 \ufeff<13>1 x",
+                f"{STAMP} 10.0.0.1:4000 \\xc2\\x85\\xe2\\x80\\xa8\\xe2\\x80\\xa9 \xa0",
+                f"{STAMP} 10.0.0.1:4000 \\x09\\xff",
+            ],
+        )
+        records = formatJSON(STAMP, CONTEXT, lines).decode("utf-8").split("\n")[:-1]
+        self.assertEqual(
+            [r[r.index('"line":') :] for r in records],
+            [
+                '"line":"日志，“引号”"}',
+                '"line":"\ufeff<13>1 x"}',
+                '"line":"\\u0085\\u2028\\u2029 \xa0"}',
+                '"line":"\\t\ufffd","line_b64":"Cf8="}',
+            ],
+        )
+
+
+def cost(format: Formatter, lines: List[bytes]) -> float:
+    """
+    The least time, of several tries, that C{format} takes for C{lines}.
+    """
+    return min(timeit.repeat(lambda: format(STAMP, CONTEXT, lines), number=5, repeat=7))
+
+
+def sized(text: str, length: int) -> bytes:
+    """
+    C{text} repeated to C{length} bytes of UTF-8 (whole characters).
+    """
+    encoded = (text * (length // len(text) + 1)).encode("utf-8")
+    return encoded[:length].decode("utf-8", "ignore").encode("utf-8").ljust(length, b".")
+
+
+class CostTests(SynchronousTestCase):
+    """
+    UTF-8 text costs about what ASCII does, and a line that needs escaping
+    about what a clean one does, however long: the work is whole-batch
+    scans in C, not steps per character.  (The bounds are loose: the
+    per-character paths these guard against cost 10 to 30 times more.)
+    """
+
+    def test_utf8LikeASCII(self) -> None:
+        """
+        A batch of Chinese, accented Latin or BOM-led lines costs at most
+        three times a batch of ASCII lines of the same length.
+        """
+        for format in (formatText, formatJSON):
+            ascii = cost(format, [sized("plain ascii text ", 200)] * 2000)
+            for text in ("日志记录服务接受许多客户端的连接，", "Zoë's café façade, naïve résumé ", "\ufeff<13>1 x "):
+                utf8 = cost(format, [sized(text, 200)] * 2000)
+                self.assertLess(utf8, 3 * ascii, (format.__name__, text, utf8, ascii))
+
+    def test_escapingLongLines(self) -> None:
+        """
+        One control character or invalid byte at the end of a 64 KiB line
+        costs at most four times the clean line (six in JSON records for an
+        invalid byte, whose record holds the line once more in base64).
+        """
+        for format in (formatText, formatJSON):
+            for text in ("plain ascii text ", "日志记录服务接受许多客户端的连接，"):
+                clean = sized(text, 65533)
+                base = cost(format, [clean + b"end"])
+                for bad in (b"\x01", b"\t", b"\\", b'"', b"\xff", b"\xc2\x85"):
+                    took = cost(format, [clean + bad])
+                    bound = 6 if format is formatJSON and bad == b"\xff" else 4
+                    self.assertLess(took, bound * base, (format.__name__, text, bad, took, base))

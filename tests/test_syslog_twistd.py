@@ -100,6 +100,22 @@ class SysLogHandlerTests(SyslogTestCase):
     Python's C{logging.handlers.SysLogHandler(socktype=SOCK_STREAM)}.
     """
 
+    def test_defaultFraming(self) -> None:
+        """
+        With the default framing, no C{--framing} given, each message is
+        one record (one per line for a message with a LF in it, the first
+        one too), and a LF-ended line from another client with a NUL in it
+        stays whole.
+        """
+        server = LineLogger(self, "--format", "json")
+        sendWithSysLogHandler(server.port, ["first\nof two lines", "disk almost full", "disk full"])
+        self.assertEqual(
+            self.messages(server, 4), ["<12>first", "of two lines", "<12>disk almost full", "<12>disk full"]
+        )
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+            client.sendall(b"nul\x00byte\n")
+        self.assertEqual(self.messages(server, 5)[4], "nul\x00byte")
+
     def test_nul(self) -> None:
         """
         Messages end with NUL: with C{--framing nul} each is one record, with

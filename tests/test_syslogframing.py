@@ -20,6 +20,7 @@ from logger_service.syslogframing import (
     Framer,
     NulFramer,
     OctetFramer,
+    SyslogLineFramer,
     framingErrors,
 )
 
@@ -82,6 +83,45 @@ def referenceNul(data: bytes) -> List[Record]:
     return out
 
 
+def syslogAt(data: bytes) -> int:
+    """
+    Where the default framing starts to end records at NUL too: at the
+    first record that starts with C{<}, or -1.
+    """
+    if data[:1] == b"<":
+        return 0
+    at = data.find(b"\n<")
+    return at + 1 if at >= 0 else -1
+
+
+def translateDefault(data: bytes) -> bytes:
+    """
+    The stream as the default framing sees it: LF-terminated until the
+    first record that starts with C{<}; from there on, each NUL LF or NUL
+    made a LF.
+    """
+    at = syslogAt(data)
+    if at < 0:
+        return data
+    return data[:at] + data[at:].replace(b"\x00\n", b"\n").replace(b"\x00", b"\n")
+
+
+def referenceDefault(data: bytes) -> List[Record]:
+    """
+    The reference default framing of a whole stream, for a large maxLength:
+    LF framing (a CR before the LF removed, the rest PARTIAL) until a
+    record starts with C{<}, L{referenceNul} from there on.
+    """
+    at = syslogAt(data)
+    head, rest = (data, b"") if at < 0 else (data[:at], data[at:])
+    parts = head.split(b"\n")
+    last = parts.pop()
+    out: List[Record] = [(p[:-1] if p.endswith(b"\r") else p, 0) for p in parts]
+    if last:
+        out.append((last, PARTIAL))
+    return out + referenceNul(rest)
+
+
 def referenceOctet(data: bytes) -> Tuple[List[Record], int]:
     """
     The reference octet-counting framing of a whole stream, for a large
@@ -109,6 +149,7 @@ def referenceOctet(data: bytes) -> Tuple[List[Record], int]:
 # Streams rich in the bytes that matter to these framings.
 _PIECES = st.sampled_from(
     [b"a", b"b", b"\r", b"\n", b"\r\n", b"\x00", b"\x00\n", b"\r\x00", b" ", b"0", b"1", b"3", b"9", b"\xff", b"xyz"]
+    + [b"<", b"<12>x"]
 )
 _TEXT = st.lists(_PIECES, max_size=12).map(b"".join)
 MESSAGES = st.one_of(_TEXT, st.binary(max_size=12)).filter(bool)
@@ -125,7 +166,7 @@ STREAMS = st.one_of(
 )
 MAX_LENGTHS = st.integers(min_value=1, max_value=8)
 POLICIES = st.sampled_from(list(LongLines))
-FACTORIES = st.sampled_from([NulFramer, OctetFramer, AutoFramer, LineFramer])
+FACTORIES = st.sampled_from([NulFramer, OctetFramer, AutoFramer, LineFramer, SyslogLineFramer])
 
 
 def cutInto(draw: Callable[[st.SearchStrategy[List[int]]], List[int]], data: bytes) -> List[bytes]:
@@ -287,6 +328,79 @@ class NulFramerTests(SynchronousTestCase):
         for chunks in ([data], [data[:9], data[9:]], [data[:12], data[12:]], [bytes([b]) for b in data]):
             recs, framer = frame(NulFramer, chunks, 3, LongLines.close)
             self.assertEqual(recs, [(b"ok", 0), (b"abc", TRUNCATED)], chunks)
+            self.assertTrue(framer.closed)
+            self.assertEqual(framer.droppedBytes, len(b"def\x00\nmore\x00\n"), chunks)
+
+
+class SyslogLineFramerTests(SynchronousTestCase):
+    """
+    L{SyslogLineFramer}, the default: LF framing, and NUL framing from the
+    first record that starts with C{<} (a syslog message).
+    """
+
+    def test_sysLogHandler(self) -> None:
+        """
+        What Python's SysLogHandler sends over TCP gives its messages, those
+        with a LF in them included (the first one too), however it is cut.
+        """
+        data = b"<11>Traceback\n  File x\nValueError\x00" + SYSLOGHANDLER + b"<12>after\x00"
+        expected = [(b"<11>Traceback", 0), (b"  File x", 0), (b"ValueError", 0)]
+        expected += [(b"<12>hello", 0), (b"<12>two", 0), (b"lines", 0), (b"<12>after", 0)]
+        for chunks in ([data], [bytes([b]) for b in data], [data[:14], data[14:20], data[20:]]):
+            recs, framer = frame(SyslogLineFramer, chunks)
+            self.assertEqual(recs, expected, chunks)
+            self.assertEqual(framer.buffered, 0)
+
+    def test_lf(self) -> None:
+        """
+        LF-terminated senders (logger --tcp) are framed as by L{LineFramer}.
+        """
+        self.assertEqual(frame(SyslogLineFramer, [LOGGER_LF * 2])[0], [(LOGGER_MESSAGE, 0)] * 2)
+
+    def test_nulInLine(self) -> None:
+        """
+        Until a record starts with C{<}, a NUL is a byte of its line, even
+        before a C{<} that does not start a record.
+        """
+        recs, _ = frame(SyslogLineFramer, [b"nul\x00byte\n\x00\ny\x00<1>z\x00\n"])
+        self.assertEqual(recs, [(b"nul\x00byte", 0), (b"\x00", 0), (b"y\x00<1>z\x00", 0)])
+
+    def test_nulFramingFromThen(self) -> None:
+        """
+        From the first record that starts with C{<}, every NUL ends a
+        record, and a NUL directly followed by a LF is one terminator, in
+        that chunk or a later one; a CR before either is removed.
+        """
+        framer = SyslogLineFramer(100)
+        self.assertEqual(framer.feed(b"a\x00b\n<1>c\x00"), [b"a\x00b", b"<1>c"])
+        self.assertEqual(framer.feed(b"\nd\x00e\x00\n"), [b"d", b"e"])
+        self.assertEqual(framer.feed(b"f\r\x00"), [b"f"])
+        self.assertEqual(framer.finish(), [])
+        framer = SyslogLineFramer(100)
+        self.assertEqual(framer.feed(b"ab"), [])
+        self.assertEqual(framer.feed(b"<c\x00d\n"), [b"ab<c\x00d"])
+        self.assertEqual(framer.feed(b"<e\x00"), [b"<e"])
+
+    def test_idle(self) -> None:
+        """
+        The framer is idle after whole LF-ended lines, but not once NUL
+        framing has begun (a new one would not know of it).
+        """
+        framer = SyslogLineFramer()
+        framer.feed(b"one\ntwo\n")
+        self.assertTrue(framer.idle)
+        framer.feed(b"<13>three\n")
+        self.assertFalse(framer.idle)
+
+    def test_close(self) -> None:
+        """
+        Under close, droppedBytes counts every byte received after the
+        recorded ones, a NUL LF as two bytes, however the stream was cut.
+        """
+        data = b"<1\x00\nabcdef\x00\nmore\x00\n"
+        for chunks in ([data], [data[:9], data[9:]], [data[:12], data[12:]], [bytes([b]) for b in data]):
+            recs, framer = frame(SyslogLineFramer, chunks, 3, LongLines.close)
+            self.assertEqual(recs, [(b"<1", 0), (b"abc", TRUNCATED)], chunks)
             self.assertTrue(framer.closed)
             self.assertEqual(framer.droppedBytes, len(b"def\x00\nmore\x00\n"), chunks)
 
@@ -698,7 +812,7 @@ class RegistryTests(SynchronousTestCase):
         """
         The four names map to the four framers.
         """
-        self.assertEqual(FRAMERS, {"lf": LineFramer, "nul": NulFramer, "octet": OctetFramer, "auto": AutoFramer})
+        self.assertEqual(FRAMERS, {"lf": SyslogLineFramer, "nul": NulFramer, "octet": OctetFramer, "auto": AutoFramer})
 
     def test_construct(self) -> None:
         """
@@ -769,6 +883,46 @@ class PropertyTests(SynchronousTestCase):
         """
         data, chunks = chunked
         self.assertEqual(frame(NulFramer, chunks, 1000)[0], referenceNul(data))
+
+    @PROPERTY
+    @given(chunkedStreams())
+    def test_defaultModel(self, chunked: Tuple[bytes, List[bytes]]) -> None:
+        """
+        With room enough, L{SyslogLineFramer} gives the reference framing:
+        LF framing until a record starts with C{<}, NUL framing from there.
+        """
+        data, chunks = chunked
+        self.assertEqual(frame(SyslogLineFramer, chunks, 1000)[0], referenceDefault(data))
+
+    @PROPERTY
+    @given(chunkedStreams(), MAX_LENGTHS, POLICIES)
+    def test_defaultLikeLineFramer(self, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines) -> None:
+        """
+        L{SyslogLineFramer} gives what L{LineFramer} gives for the stream
+        with each terminator made a LF, and the same counters, except that
+        under close droppedBytes counts the bytes received after the close
+        (a NUL LF as two).
+        """
+        data, chunks = chunked
+        translated = translateDefault(data)
+        recs, framer = frame(SyslogLineFramer, chunks, maxLength, policy)
+        lineRecs, lineFramer = frame(LineFramer, [translated], maxLength, policy)
+        self.assertEqual(recs, lineRecs)
+        self.assertEqual((framer.closed, framer.oversizeLines), (lineFramer.closed, lineFramer.oversizeLines))
+        if not lineFramer.closed:
+            self.assertEqual(framer.droppedBytes, lineFramer.droppedBytes)
+            return
+        # LineFramer dropped every translated byte after the close point;
+        # find the same point in the bytes received, where each NUL LF from
+        # the first syslog record on is two bytes.
+        closePoint = len(translated) - lineFramer.droppedBytes
+        at = syslogAt(data)
+        received = done = 0
+        while done < closePoint:
+            pair = at >= 0 and received >= at and data[received : received + 2] == b"\x00\n"
+            received += 2 if pair else 1
+            done += 1
+        self.assertEqual(framer.droppedBytes, len(data) - received)
 
     @PROPERTY
     @given(chunkedStreams())
@@ -951,7 +1105,9 @@ class IdleTests(SynchronousTestCase):
 
     @given(
         st.lists(
-            st.lists(st.sampled_from([b"a", b"bcdefghij", b"\x00", b"\n", b"\r", b"\x00\n"]), max_size=6).map(b"".join),
+            st.lists(st.sampled_from([b"a", b"bcdefghij", b"\x00", b"\n", b"\r", b"\x00\n", b"<"]), max_size=6).map(
+                b"".join
+            ),
             max_size=10,
         )
     )
@@ -962,7 +1118,7 @@ class IdleTests(SynchronousTestCase):
         is idle (as a connection does) gives the same records as keeping one
         for the whole stream.
         """
-        for factory in (LineFramer, NulFramer):
+        for factory in (LineFramer, NulFramer, SyslogLineFramer):
             expected, _ = frame(factory, chunks, 8)
             framer = factory(8)
             got: List[bytes] = []
