@@ -17,7 +17,7 @@ C{--max-line-length} are long lines, handled as C{--long-lines} says.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IAddress, IPushProducer
@@ -27,6 +27,7 @@ from twisted.web.server import Request
 from wsproto.utilities import LocalProtocolError
 
 from .chatservice import ChatFactory, ChatProtocol
+from .sendnow import sendNow
 
 log = Logger()
 
@@ -37,12 +38,57 @@ TOO_BIG = 1009
 """The WebSocket close code for a message too big to process."""
 
 
+_LAST: List[bytes] = [b"", b""]
+"""The last lines framed, and their frames."""
+
+
+_SHORT = [bytes((0x81, size)) for size in range(126)]
+"""The headers of text frames shorter than 126 bytes (most chat lines)."""
+
+
+def header(size: int) -> bytes:
+    """
+    The header of an unmasked, unfragmented text frame of C{size} bytes.
+    """
+    if size < 126:
+        return _SHORT[size]
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big")
+    return b"\x81\x7f" + size.to_bytes(8, "big")
+
+
+def frames(lines: bytes) -> bytes:
+    """
+    CRLF- (or LF-) ended lines as WebSocket text frames, one per line, as a
+    server sends them (unmasked, unfragmented).
+
+    A room's messages of one turn reach most members as the same bytes
+    object: they are framed once, not once per member.
+    """
+    if lines is _LAST[0]:
+        return _LAST[1]
+    parts = lines.replace(b"\r\n", b"\n").split(b"\n")
+    parts.pop()
+    try:
+        lines.decode("utf-8")
+    except UnicodeDecodeError:
+        parts = [part.decode("utf-8", "replace").encode("utf-8") for part in parts]
+    short = _SHORT
+    framed = b"".join([(short[len(p)] if len(p) < 126 else header(len(p))) + p for p in parts])
+    _LAST[:] = [lines, framed]
+    return framed
+
+
 class LineTransport:
     """
     What a L{ChatProtocol} writes to and reads through, over a WebSocket.
 
     Written bytes are CRLF-ended lines; each line goes out as one text
-    message.  Reading, producers and the peer are those of the TCP
+    message, framed here (see L{frames}) and sent at once when the socket
+    takes it (L{sendNow}), as the chat does for TCP clients.  The
+    WebSocket's own state (C{wsproto}) is left to Twisted's WebSocket code,
+    which sends the handshake, pongs and the closing frame; data frames
+    carry no state.  Reading, producers and the peer are those of the TCP
     connection under the WebSocket.
 
     @ivar wire: the WebSocket (Twisted's C{WebSocketTransport}).
@@ -56,26 +102,23 @@ class LineTransport:
         self.tcp = tcp
         self._partial = b""
         self._closed = False
+        self._send: Callable[[bytes], None] = sendNow(tcp)
 
     def write(self, data: bytes) -> None:
         """
         Send each complete line of C{data} as one text message.
         """
-        if self._closed:
+        if self._closed or self.tcp.disconnecting:
             return
         if self._partial:
             data = self._partial + data
-        lines = data.split(b"\n")
-        self._partial = lines.pop()
-        send = self.wire.sendTextMessage
-        try:
-            for line in lines:
-                if line[-1:] == b"\r":
-                    line = line[:-1]
-                send(line.decode("utf-8", "replace"))
-        except LocalProtocolError:
-            # The WebSocket is closing: nothing more can be sent on it.
-            self._closed = True
+            self._partial = b""
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            self._partial = data[end:]
+            data = data[:end]
+        if data:
+            self._send(frames(data))
 
     def writeSequence(self, data: Any) -> None:
         """
@@ -175,6 +218,7 @@ class WebChatMember:
         self._wire: Any = None
         self._unframed = 0
         self._completed = False
+        self._batch: Optional[List[bytes]] = None
         self._limit = factory.maxLineLength + MESSAGE_SLACK
 
     def negotiationStarted(self, transport: Any) -> None:
@@ -194,7 +238,15 @@ class WebChatMember:
 
         def countedReceived(data: bytes) -> None:
             self._completed = False
-            received(data)
+            # The messages of one read are handed on together, as the lines
+            # of one read are on TCP (one record batch, one flood check).
+            self._batch = []
+            try:
+                received(data)
+            finally:
+                batch, self._batch = self._batch, None
+            if batch and self.protocol is not None:
+                self.protocol.dataReceived(b"".join(batch))
             if not self._completed:
                 self._unframed += len(data)
                 if self._unframed > self._limit:
@@ -236,7 +288,12 @@ class WebChatMember:
         self._completed = True
         if self.protocol is not None:
             data = bytes(data)
-            self.protocol.dataReceived(data if data[-1:] == b"\n" else data + b"\n")
+            if data[-1:] != b"\n":
+                data += b"\n"
+            if self._batch is not None:
+                self._batch.append(data)
+            else:
+                self.protocol.dataReceived(data)
 
     def pongReceived(self, payload: bytes) -> None:
         """

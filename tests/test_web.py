@@ -424,3 +424,36 @@ class OptionsTests(SynchronousTestCase):
         self.assertIn("cannot read --web-token-file", str(e))
         e = self.assertRaises(UsageError, self.parse, "--web-token-file", self.tokenFile(b"abc"))
         self.assertIn("needs --web", str(e))
+
+
+class FramesTests(SynchronousTestCase):
+    """
+    L{logger_service.webchat.frames}: lines to text frames, checked by
+    C{wsproto} as a client would read them.
+    """
+
+    def decode(self, data: bytes) -> List[str]:
+        from wsproto.connection import Connection
+
+        client = Connection(ConnectionType.CLIENT)
+        client.receive_data(data)
+        return [e.data for e in client.events() if isinstance(e, TextMessage)]
+
+    def test_sizes(self) -> None:
+        from logger_service.webchat import frames
+
+        lines = ["", "a", "x" * 125, "y" * 126, "z" * 70000, "café ✓"]
+        data = b"".join(line.encode() + b"\r\n" for line in lines)
+        self.assertEqual(self.decode(frames(data)), lines)
+
+    def test_lfAndInvalid(self) -> None:
+        from logger_service.webchat import frames
+
+        self.assertEqual(self.decode(frames(b"one\ntwo\xff\r\n")), ["one", "two\ufffd"])
+
+    def test_sameObjectFramedOnce(self) -> None:
+        from logger_service.webchat import frames
+
+        data = b"<a> hi\r\n" * 3
+        self.assertIs(frames(data), frames(data))
+        self.assertEqual(frames(b"<a> hi\r\n" * 3), frames(data))
