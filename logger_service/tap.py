@@ -427,6 +427,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
             service = webService(options["web"], chatFactory, tail, options["web-token"], reactor)
         except ImportError as e:
             raise SystemExit(f"linelogger: --web needs {e.name}: pip install 'linelogger[web]'") from None
+        except ValueError as e:
+            raise SystemExit(f"linelogger: --web {options['web']}: {e}") from None
         service.setServiceParent(top)
     ports: List[str] = options["port"]
     for description in ports:
