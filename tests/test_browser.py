@@ -282,6 +282,36 @@ class ChatPageTests(BrowserTestCase):
         said = {r.split(" ", 2)[2]: r.split(" ", 2)[1] for r in records}
         self.assertEqual(len({said["from alice"], said["from bob"], said["from carol"]}), 3)
 
+    def test_roomsPrivateAndActions(self) -> None:
+        """
+        The room list joins a room by a click; C{/msg} and C{/me} work as
+        over TCP, both ways.
+        """
+        server = webServer(self)
+        page = self.chatPage(server)
+        page.fill("#nick", "alice")
+        page.click("#nick-form button")
+        self.waitForMessage(page, "* You are now alice.")
+        nc = Netcat(self, server.port)
+        nc.welcomed()
+        nc.send("/nick bob")
+        nc.send("/join #dev")
+        nc.waitFor("* You are now in #dev.")
+        page.click("#refresh-rooms")
+        page.wait_for_selector("#rooms li:has-text('#dev (1)')")
+        page.click("#rooms li:has-text('#dev (1)')")
+        self.waitForMessage(page, "* You are now in #dev.")
+        self.assertEqual(page.text_content("#room"), "#dev")
+        self.waitForMembers(page, ["alice (you)", "bob"])
+        nc.waitFor("* alice joined")
+        self.say(page, "/me waves")
+        nc.waitFor("* alice waves")
+        self.say(page, "/msg bob lunch?")
+        nc.waitFor("*alice* lunch?")
+        self.waitForMessage(page, "-> *bob* lunch?")
+        nc.send("/msg alice yes")
+        self.assertEqual(self.waitForMessage(page, "*bob* "), "*bob* yes")
+
     def test_historyForLatePage(self) -> None:
         """
         A page that joins late is shown the room's recent messages.
