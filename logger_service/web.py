@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 from twisted.application import strports
 from twisted.application.service import IService
 from twisted.internet.interfaces import IPushProducer
-from twisted.web.resource import Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
@@ -136,6 +137,18 @@ class Page(Resource):
         request.setHeader(b"cache-control", b"no-cache")
         with open(self.path, "rb") as f:
             return f.read()
+
+
+class Directory(Resource):
+    """
+    A resource with children; anything else is a plain 404.
+    """
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """
+        No such child.
+        """
+        return notFound()
 
 
 class Off(Resource):
@@ -288,13 +301,13 @@ class TailEvents(Resource):
         return NOT_DONE_YET
 
 
-class TailRoot(Resource):
+class TailRoot(Directory):
     """
     C{/tail}: the page, and its events below it.
     """
 
     def __init__(self, page: Resource, events: Resource) -> None:
-        Resource.__init__(self)
+        Directory.__init__(self)
         self.pageResource = page
         self.putChild(b"", page)
         self.putChild(b"events", events)
@@ -315,8 +328,8 @@ def webResource(chatFactory: Any, tail: Optional[Tail], token: Optional[bytes]) 
         C{--chat}.
     @param tail: the tail, or C{None} when there is no token.
     """
-    root = Resource()
-    static = Resource()
+    root = Directory()
+    static = Directory()
     for name in ("chat.js", "tail.js", "style.css"):
         static.putChild(name.encode(), Page(name))
     root.putChild(b"static", static)
