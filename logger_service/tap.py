@@ -178,6 +178,20 @@ class Options(usage.Options):
             "30",
             "At shutdown, the longest wait for input that clients sent before the signal to be read.",
         ],
+        [
+            "web",
+            None,
+            None,
+            "Serve the chat page (/, WebSocket /ws) and the live tail (/tail) on this endpoint, "
+            "e.g. tcp:8080:interface=127.0.0.1 or ssl:8443:...; default: off.",
+        ],
+        [
+            "web-token-file",
+            None,
+            None,
+            "A file holding the secret the live tail (/tail) asks for, as ?token=... or "
+            "Authorization: Bearer ...; without it /tail is refused.",
+        ],
         ["history", None, 20, "Chat: how many messages a room replays to someone joining it."],
         ["flood-burst", None, 5, "Chat: lines a client may send at once before flood control delays it."],
         ["flood-rate", None, "2", "Chat: lines per second a client may send in the long run."],
@@ -265,6 +279,18 @@ class Options(usage.Options):
             self["long-lines"] = LongLines(self["long-lines"])
         except ValueError:
             raise usage.UsageError("--long-lines must be one of: split, truncate, close") from None
+        self["web-token"] = None
+        if self["web-token-file"] is not None:
+            if self["web"] is None:
+                raise usage.UsageError("--web-token-file needs --web")
+            from .web import readToken
+
+            try:
+                self["web-token"] = readToken(self["web-token-file"])
+            except OSError as e:
+                raise usage.UsageError(f"cannot read --web-token-file {self['web-token-file']}: {e.strerror}") from None
+            except ValueError:
+                raise usage.UsageError(f"--web-token-file {self['web-token-file']} is empty") from None
         parent = getattr(self, "parent", None)
         self["daemon"] = parent is not None and not parent.get("nodaemon")
         if self["output"] == "-" and self["daemon"]:
@@ -465,6 +491,13 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         sink = openSink(options)
     except OSError as e:
         raise SystemExit(f"linelogger: cannot open --output {options['output']}: {e.strerror}") from None
+    tail = None
+    if options.get("web-token") is not None:
+        # The tail sees the very bytes the output gets.
+        from .tail import Tail, TeeSink
+
+        tail = Tail(reactor, reactor.callFromThread)  # type: ignore[union-attr]
+        sink = TeeSink(sink, tail)
     recorder = Recorder(
         sink,
         reactor,
@@ -529,6 +562,17 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         metrics = metricsService(options["metrics"], hub, chat, reactor)
         metrics.setServiceParent(top)
         top.stopsLast.append(metrics)
+    if options.get("web") is not None:
+        try:
+            from .web import webService
+
+            chatFactory = factory if chat is not None else None
+            service = webService(options["web"], chatFactory, tail, options["web-token"], reactor)
+        except ImportError as e:
+            raise SystemExit(f"linelogger: --web needs {e.name}: pip install 'linelogger[web]'") from None
+        except ValueError as e:
+            raise SystemExit(f"linelogger: --web {options['web']}: {e}") from None
+        service.setServiceParent(top)
     ports: List[str] = options["port"]
     for description in ports:
         description = withBacklog(description, descriptors.backlog)

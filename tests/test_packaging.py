@@ -100,6 +100,18 @@ class WheelTests(SynchronousTestCase):
         sources = {f"logger_service/{n}" for n in os.listdir(os.path.join(ROOT, "logger_service")) if n.endswith(".py")}
         self.assertEqual(sources - names, set())
 
+    def test_webFiles(self) -> None:
+        """
+        The files C{--web} serves (the page's HTML, CSS and JavaScript) are
+        in the wheel, every one of them.
+        """
+        names = set(zipfile.ZipFile(wheel(os.path.abspath(self.mktemp()))).namelist())
+        static = os.path.join(ROOT, "logger_service", "static")
+        files = {f"logger_service/static/{n}" for n in os.listdir(static)}
+        self.assertIn("logger_service/static/index.html", files)
+        self.assertIn("logger_service/static/tail.html", files)
+        self.assertEqual(files - names, set())
+
     def test_installedCopyListsPlugin(self) -> None:
         """
         Installed from the wheel (not editable), C{twistd --help} lists

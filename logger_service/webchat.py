@@ -1,0 +1,324 @@
+"""
+Chat over WebSocket: a browser as one more member of the chat room.
+
+Each WebSocket connection drives an ordinary L{ChatProtocol} through a
+L{LineTransport}: every text message the browser sends is one line (as if
+it had been typed on a TCP connection, terminator added), and every line the
+chat sends is one text message (without its CRLF).  So a browser gets the
+same lines and commands as a telnet user, and is recorded, flood-limited,
+line-limited and counted exactly like one, with its own peer address.
+
+Twisted assembles a WebSocket message in memory before it hands it over;
+L{WebChatMember} bounds that too: a message still incomplete after
+C{maxLineLength} plus L{MESSAGE_SLACK} bytes on the wire closes the
+connection with code 1009 (message too big).  Complete messages longer than
+C{--max-line-length} are long lines, handled as C{--long-lines} says.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional
+
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IAddress, IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from wsproto.utilities import LocalProtocolError
+
+from .chatservice import ChatFactory, ChatProtocol
+from .sendnow import sendNow
+
+log = Logger()
+
+MESSAGE_SLACK = 65536
+"""Wire bytes allowed beyond C{--max-line-length} for a message in progress."""
+
+TOO_BIG = 1009
+"""The WebSocket close code for a message too big to process."""
+
+
+_LAST: List[bytes] = [b"", b""]
+"""The last lines framed, and their frames."""
+
+
+_SHORT = [bytes((0x81, size)) for size in range(126)]
+"""The headers of text frames shorter than 126 bytes (most chat lines)."""
+
+
+def header(size: int) -> bytes:
+    """
+    The header of an unmasked, unfragmented text frame of C{size} bytes.
+    """
+    if size < 126:
+        return _SHORT[size]
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big")
+    return b"\x81\x7f" + size.to_bytes(8, "big")
+
+
+def frames(lines: bytes) -> bytes:
+    """
+    CRLF- (or LF-) ended lines as WebSocket text frames, one per line, as a
+    server sends them (unmasked, unfragmented).
+
+    A room's messages of one turn reach most members as the same bytes
+    object: they are framed once, not once per member.
+    """
+    if lines is _LAST[0]:
+        return _LAST[1]
+    parts = lines.replace(b"\r\n", b"\n").split(b"\n")
+    parts.pop()
+    try:
+        lines.decode("utf-8")
+    except UnicodeDecodeError:
+        parts = [part.decode("utf-8", "replace").encode("utf-8") for part in parts]
+    short = _SHORT
+    framed = b"".join([(short[len(p)] if len(p) < 126 else header(len(p))) + p for p in parts])
+    _LAST[:] = [lines, framed]
+    return framed
+
+
+class LineTransport:
+    """
+    What a L{ChatProtocol} writes to and reads through, over a WebSocket.
+
+    Written bytes are CRLF-ended lines; each line goes out as one text
+    message, framed here (see L{frames}) and sent at once when the socket
+    takes it (L{sendNow}), as the chat does for TCP clients.  The
+    WebSocket's own state (C{wsproto}) is left to Twisted's WebSocket code,
+    which sends the handshake, pongs and the closing frame; data frames
+    carry no state.  Reading, producers and the peer are those of the TCP
+    connection under the WebSocket.
+
+    @ivar wire: the WebSocket (Twisted's C{WebSocketTransport}).
+    @ivar tcp: the TCP transport under it.
+    """
+
+    disconnecting = False
+
+    def __init__(self, wire: Any, tcp: Any) -> None:
+        self.wire = wire
+        self.tcp = tcp
+        self._partial = b""
+        self._closed = False
+        self._send: Callable[[bytes], None] = sendNow(tcp)
+
+    def write(self, data: bytes) -> None:
+        """
+        Send each complete line of C{data} as one text message.
+        """
+        if self._closed or self.tcp.disconnecting:
+            return
+        if self._partial:
+            data = self._partial + data
+            self._partial = b""
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            self._partial = data[end:]
+            data = data[:end]
+        if data:
+            self._send(frames(data))
+
+    def writeSequence(self, data: Any) -> None:
+        """
+        Write each piece of C{data}.
+        """
+        self.write(b"".join(data))
+
+    def loseConnection(self) -> None:
+        """
+        Close the WebSocket normally once what was written is out.
+        """
+        if self._closed:
+            self.tcp.loseConnection()
+            return
+        self._closed = True
+        try:
+            self.wire.loseConnection()
+        except LocalProtocolError:
+            self.tcp.loseConnection()
+
+    def abortConnection(self) -> None:
+        """
+        Drop the connection now.
+        """
+        self._closed = True
+        self.tcp.abortConnection()
+
+    def getPeer(self) -> IAddress:
+        """
+        The browser's address (the TCP peer).
+        """
+        peer: IAddress = self.tcp.getPeer()
+        return peer
+
+    def getHost(self) -> IAddress:
+        """
+        Our address on this connection.
+        """
+        host: IAddress = self.tcp.getHost()
+        return host
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        """
+        Set C{TCP_NODELAY} on the TCP connection, where there is one.
+        """
+        setter = getattr(self.tcp, "setTcpNoDelay", None)
+        if setter is not None:
+            setter(enabled)
+
+    def pauseProducing(self) -> None:
+        """
+        Stop reading from the browser.
+        """
+        self.tcp.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        Read from the browser again.
+        """
+        self.tcp.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """
+        Drop the connection.
+        """
+        self.abortConnection()
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        """
+        Let C{producer} (the chat's send queue) be paused while the TCP
+        connection's buffer is full.  The upgraded HTTP channel no longer
+        produces anything, so it gives its place up.
+        """
+        if getattr(self.tcp, "producer", None) is not None:
+            self.tcp.unregisterProducer()
+        self.tcp.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        """
+        Forget the producer.
+        """
+        self.tcp.unregisterProducer()
+
+
+class WebChatMember:
+    """
+    One browser in the chat: a WebSocket protocol driving a L{ChatProtocol}.
+
+    @ivar protocol: the chat protocol, once the WebSocket is open.
+    """
+
+    def __init__(self, factory: ChatFactory, request: Request) -> None:
+        self.factory = factory
+        self.request = request
+        self.protocol: Optional[ChatProtocol] = None
+        self.transport: Optional[LineTransport] = None
+        self._wire: Any = None
+        self._unframed = 0
+        self._completed = False
+        self._batch: Optional[List[bytes]] = None
+        self._limit = factory.maxLineLength + MESSAGE_SLACK
+
+    def negotiationStarted(self, transport: Any) -> None:
+        """
+        Remember the WebSocket.
+        """
+        self._wire = transport
+
+    def negotiationFinished(self) -> None:
+        """
+        The WebSocket is open: start a chat protocol on it.
+        """
+        channel = self.request.channel
+        # The HTTP channel's own idle timeout (12 hours) would cut the chat.
+        channel.setTimeout(None)
+        received: Callable[[bytes], None] = channel.dataReceived
+
+        def countedReceived(data: bytes) -> None:
+            self._completed = False
+            # The messages of one read are handed on together, as the lines
+            # of one read are on TCP (one record batch, one flood check).
+            self._batch = []
+            try:
+                received(data)
+            finally:
+                batch, self._batch = self._batch, None
+            if batch and self.protocol is not None:
+                self.protocol.dataReceived(b"".join(batch))
+            if not self._completed:
+                self._unframed += len(data)
+                if self._unframed > self._limit:
+                    self._tooBig()
+
+        channel.dataReceived = countedReceived  # type: ignore[method-assign]
+        self.transport = LineTransport(self._wire, self._wire.transport)
+        protocol = self.protocol = self.factory.buildProtocol(self.transport.getPeer())
+        protocol.makeConnection(self.transport)
+
+    def _tooBig(self) -> None:
+        protocol, transport = self.protocol, self.transport
+        if protocol is None or transport is None or transport._closed:
+            return
+        self.factory.hub.oversizeLines += 1
+        log.warn(
+            "{peer} sent a WebSocket message longer than {limit} bytes: closing",
+            peer=protocol.context.peer if not protocol._finished else "?",
+            limit=self._limit,
+        )
+        transport.write(b"error: message longer than %d bytes; closing connection\r\n" % self._limit)
+        transport._closed = True
+        try:
+            self._wire.loseConnection(TOO_BIG)
+        except LocalProtocolError:
+            transport.tcp.loseConnection()
+
+    def textMessageReceived(self, message: str) -> None:
+        """
+        One line from the browser.
+        """
+        self.bytesMessageReceived(message.encode("utf-8", "surrogateescape"))
+
+    def bytesMessageReceived(self, data: Any) -> None:
+        """
+        One line from the browser, as bytes.
+        """
+        self._unframed = 0
+        self._completed = True
+        if self.protocol is not None:
+            data = bytes(data)
+            if data[-1:] != b"\n":
+                data += b"\n"
+            if self._batch is not None:
+                self._batch.append(data)
+            else:
+                self.protocol.dataReceived(data)
+
+    def pongReceived(self, payload: bytes) -> None:
+        """
+        Pongs are not used.
+        """
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        Leave the chat as a TCP client would.
+        """
+        protocol, self.protocol = self.protocol, None
+        if protocol is not None:
+            protocol.connectionLost(reason if reason is not None else Failure(ConnectionDone()))
+
+
+class WebChatFactory:
+    """
+    Builds a L{WebChatMember} for each chat WebSocket.
+    """
+
+    def __init__(self, factory: ChatFactory) -> None:
+        self.factory = factory
+
+    def buildProtocol(self, request: Request) -> WebChatMember:
+        """
+        A member for the WebSocket C{request} opens.
+        """
+        return WebChatMember(self.factory, request)
