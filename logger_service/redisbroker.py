@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
 import txredisapi  # type: ignore[import-untyped]
@@ -439,6 +439,8 @@ class RedisBroker(Service):
         self._inflight: Optional[List[Tuple[str, int, int, bytes, bytes]]] = None
         self._call: Optional[IDelayedCall] = None
         self._feeds: Dict[str, Feed] = {}
+        self._localOnly: Set[int] = set()
+        self._ownDelivered: Dict[str, int] = {}
         self._byID: Dict[int, Member] = {}
         self._inboxID = b"0-0"
         self._heartbeat: Optional[LoopingCall] = None
@@ -552,6 +554,23 @@ class RedisBroker(Service):
                     )
                 self._downLogged = True
         self.redisUp = False
+        # This node's members keep hearing each other meanwhile.
+        for entry in (self._inflight or []) + list(self._pending):
+            if entry[1] > self._ownDelivered.get(entry[0], 0):
+                self._deliverLocally(entry)
+
+    def _deliverLocally(self, entry: Tuple[str, int, int, bytes, bytes]) -> None:
+        """
+        Deliver an entry not yet in Redis to this node's members now; it is
+        not delivered again when read back from the room's stream.
+        """
+        fold, seq, memberID, kind, data = entry
+        if seq in self._localOnly:
+            return
+        self._localOnly.add(seq)
+        room = self.state.rooms.get(fold)
+        if room is not None:
+            self.local.publish(room, data, self._byID.get(memberID))
 
     def _failed(self, failure: Failure, what: str) -> None:
         if failure.check(txredisapi.ConnectionError):
@@ -804,7 +823,10 @@ class RedisBroker(Service):
                 self._tell(sender, "! Not relayed: the chat cluster is out of reach and too much waits for it.")
             return
         self._seq += 1
-        self._pending.append((foldName(room.name), self._seq, sender.id if sender is not None else 0, kind, data))
+        entry = (foldName(room.name), self._seq, sender.id if sender is not None else 0, kind, data)
+        self._pending.append(entry)
+        if not self.redisUp:
+            self._deliverLocally(entry)
         self._schedule()
 
     def _schedule(self) -> None:
@@ -906,6 +928,7 @@ class RedisBroker(Service):
             return
         last = _streamID(feed.lastID)
         room = self.state.rooms.get(fold)
+        node = self.node.encode("ascii")
         for entryID, fields in entries:
             if _streamID(entryID) <= last:
                 continue
@@ -914,8 +937,14 @@ class RedisBroker(Service):
             data = values[b"d"]
             if values.get(b"k") == b"m":
                 feed.history.append(_line(data))
+            exclude = None
+            if values.get(b"n") == node:
+                seq = int(values[b"s"])
+                self._ownDelivered[fold] = seq
+                if seq in self._localOnly:
+                    # Delivered here while Redis was out of reach.
+                    self._localOnly.discard(seq)
+                    continue
+                exclude = self._byID.get(int(values[b"m"]))
             if room is not None:
-                exclude = None
-                if values.get(b"n") == self.node.encode("ascii"):
-                    exclude = self._byID.get(int(values[b"m"]))
                 self.local.publish(room, data, exclude)
