@@ -245,7 +245,11 @@ def redisConnection(url: str) -> Any:
         if db:
             settings["dbid"] = int(db)
         if parts.scheme == "rediss":
-            settings["ssl_context_factory"] = True
+            # Verified against the system's trusted certificates, for the host
+            # name in the URL (needs Twisted[tls]).
+            from twisted.internet.ssl import optionsForClientTLS
+
+            settings["ssl_context_factory"] = optionsForClientTLS(parts.hostname or "localhost")
         connection = txredisapi.lazyConnection(parts.hostname or "localhost", parts.port or 6379, **settings)
     else:
         raise ValueError(f"--redis {url}: use redis://, rediss:// or unix://")
