@@ -2,8 +2,8 @@
 Chat rooms shared by every linelogger on one Redis (C{--redis URL}).
 
 Each room is a Redis stream (C{PREFIX:room:#name}, trimmed to about
-C{max(1000, 10 * --history)} entries): a node publishes what its members
-say with one script call per room per reactor turn (L{PUBLISH}, which adds
+C{max(20000, 10 * --history)} entries): a node publishes what its members
+say with one script call per room per reactor turn (C{_PUBLISH}, which adds
 the entries and drops any it already added, so a batch retried after a lost
 reply is never added twice), and every node delivers a room to its own
 members by reading the stream (C{XREAD BLOCK} on a connection of its own),
@@ -64,6 +64,10 @@ MAX_PENDING = 10000
 
 DOWN_AFTER = 3.0
 """Seconds a heartbeat may go unanswered before Redis counts as down."""
+
+STREAM_LENGTH = 20000
+"""Entries a room's stream keeps at least (about: C{MAXLEN ~}), so that a
+burst is still there when a busy node reads it; and ten times C{--history}."""
 
 READ_BLOCK_MS = 5000
 """How long one C{XREAD} waits for new entries, in milliseconds."""
@@ -219,6 +223,29 @@ redis.call('EXPIRE', ARGV[1] .. ':inbox:' .. node, 3600)
 return nick
 """
 """Send a private message to whoever holds a nickname, on its node."""
+
+
+_HISTORY = """
+local want, out, newest, found, cursor = tonumber(ARGV[1]), {}, false, 0, '+'
+while found < want do
+  local batch = redis.call('XREVRANGE', KEYS[1], cursor, '-', 'COUNT', 200)
+  for _, entry in ipairs(batch) do
+    newest = newest or entry[1]
+    local fields, kind, data = entry[2], nil, nil
+    for j = 1, #fields, 2 do
+      if fields[j] == 'k' then kind = fields[j + 1] elseif fields[j] == 'd' then data = fields[j + 1] end
+    end
+    if kind == 'm' and found < want then
+      out[#out + 1] = data
+      found = found + 1
+    end
+  end
+  if #batch < 200 then break end
+  cursor = '(' .. batch[#batch][1]
+end
+return {newest or '0-0', out}
+"""
+"""A room's newest entry id, and its last messages, newest first."""
 
 
 def redisConnection(url: str) -> Any:
@@ -426,7 +453,7 @@ class RedisBroker(Service):
         self.url = url
         self.prefix = prefix
         self.historySize = history
-        self.maxlen = max(1000, 10 * history)
+        self.maxlen = max(STREAM_LENGTH, 10 * history)
         self.node = os.urandom(6).hex()
         self.tag = os.urandom(2).hex()
         self.state = ClusterChatState(self, history)
@@ -659,16 +686,13 @@ class RedisBroker(Service):
     def _loadHistory(self, fold: str, feed: Feed) -> None:
         if self._redis is None:
             return
-        d = self._redis.execute_command("XREVRANGE", self.key("room", fold), "+", "-", "COUNT", self.maxlen)
+        d = self._script(_HISTORY, [self.key("room", fold)], [self.historySize])
 
-        def loaded(entries: List[Any]) -> None:
+        def loaded(reply: List[Any]) -> None:
             if self._feeds.get(fold) is not feed:
                 return
-            feed.lastID = entries[0][0] if entries else b"0-0"
-            for _entryID, fields in reversed(entries):
-                values = dict(zip(fields[::2], fields[1::2]))
-                if values.get(b"k") == b"m":
-                    feed.history.append(_line(values[b"d"]))
+            feed.lastID = reply[0]
+            feed.history.extend(_line(data) for data in reversed(reply[1]))
             waiting, feed.waiting = feed.waiting, []
             room = self.state.rooms.get(fold)
             if room is not None:
@@ -897,7 +921,7 @@ class RedisBroker(Service):
                 keys.append(self.key("room", fold))
                 ids.append(feed.lastID)
         self._reading = True
-        d = self._reader.execute_command("XREAD", "COUNT", 1000, "BLOCK", READ_BLOCK_MS, "STREAMS", *keys, *ids)
+        d = self._reader.execute_command("XREAD", "COUNT", 5000, "BLOCK", READ_BLOCK_MS, "STREAMS", *keys, *ids)
         d.addCallbacks(self._gotEntries, self._readFailed)
 
     def _readFailed(self, failure: Failure) -> None:

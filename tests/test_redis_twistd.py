@@ -206,6 +206,22 @@ class ClusterTestCase(SynchronousTestCase):
             self.assertLess(time.monotonic(), deadline, line)
             time.sleep(0.2)
 
+    def waitForAnswer(self, client: ChatClient, command: str, prefix: str, wanted: str) -> None:
+        """
+        Send C{command} until its answer (the line starting with C{prefix})
+        is C{wanted}.
+        """
+        deadline = time.monotonic() + 30
+        while True:
+            client.send(command)
+            line = ""
+            while not line.startswith(prefix):
+                line = client.readLine(20) or ""
+            if line == wanted:
+                return
+            self.assertLess(time.monotonic(), deadline, line)
+            time.sleep(0.1)
+
 
 def expectEnding(client: ChatClient, suffix: str, timeout: float = 20.0) -> None:
     """
@@ -308,12 +324,11 @@ class RelayTests(ClusterTestCase):
         a.expect("*bob* psst", 20)
         b.send("/msg nobody hello")
         b.expect("! No one is called nobody.", 20)
-        b.send("/who")
-        b.expect("* In #lobby (2): alice, bob", 20)
+        self.waitForAnswer(b, "/who", "* In #", "* In #lobby (2): alice, bob")
         a.send("/join #side")
         a.expect("* You are now in #side.", 20)
-        b.send("/rooms")
-        b.expect("* Rooms: #lobby (1), #side (1)", 20)
+        # Node A records the move in Redis a moment after alice sees it.
+        self.waitForAnswer(b, "/rooms", "* Rooms: ", "* Rooms: #lobby (1), #side (1)")
 
 
 class FailureTests(ClusterTestCase):
