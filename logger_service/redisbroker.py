@@ -226,11 +226,12 @@ return nick
 
 
 _HISTORY = """
-local want, out, newest, found, cursor = tonumber(ARGV[1]), {}, false, 0, '+'
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #top == 0 then return {'0-0', {}} end
+local want, out, newest, found, cursor = tonumber(ARGV[1]), {}, top[1][1], 0, '+'
 while found < want do
   local batch = redis.call('XREVRANGE', KEYS[1], cursor, '-', 'COUNT', 200)
   for _, entry in ipairs(batch) do
-    newest = newest or entry[1]
     local fields, kind, data = entry[2], nil, nil
     for j = 1, #fields, 2 do
       if fields[j] == 'k' then kind = fields[j + 1] elseif fields[j] == 'd' then data = fields[j + 1] end
@@ -243,7 +244,7 @@ while found < want do
   if #batch < 200 then break end
   cursor = '(' .. batch[#batch][1]
 end
-return {newest or '0-0', out}
+return {newest, out}
 """
 """A room's newest entry id, and its last messages, newest first."""
 

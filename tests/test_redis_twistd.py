@@ -331,6 +331,25 @@ class RelayTests(ClusterTestCase):
         self.waitForAnswer(b, "/rooms", "* Rooms: ", "* Rooms: #lobby (1), #side (1)")
 
 
+class HistoryTests(ClusterTestCase):
+    """
+    History comes from Redis, as much as each node's --history says.
+    """
+
+    def test_noHistory(self) -> None:
+        """
+        A node with C{--history 0} replays nothing, and delivers only what
+        is said after its member joined.
+        """
+        a = self.join(self.nodes[0], "alice")
+        a.send("before")
+        self.nodes[0].waitForRecords(2)
+        quiet = self.node("--history", "0")
+        c = self.join(quiet, "carol")
+        a.send("after")
+        self.assertEqual(c.expect("<alice> after", 20), [])
+
+
 class FailureTests(ClusterTestCase):
     """
     Nodes and Redis that die.
@@ -404,6 +423,25 @@ class FailureTests(ClusterTestCase):
         self.assertEqual(metrics["linelogger_redis_up"], 1.0)
         self.assertGreaterEqual(metrics["linelogger_redis_reconnects_total"], 1.0)
         self.assertEqual(self.nodes[0].log().count("Redis at"), 2, self.nodes[0].log())
+
+    def test_slowRedis(self) -> None:
+        """
+        Redis that stops answering for a while (CLIENT PAUSE): the node
+        still reads and records its clients' lines; they are relayed after.
+        """
+        a = self.join(self.nodes[0], "alice")
+        b = self.join(self.nodes[1], "bob")
+        expectEnding(a, " is now bob")
+        with socket.create_connection(("127.0.0.1", self.redis.port), timeout=10) as s:
+            s.sendall(b"CLIENT PAUSE 4000 ALL\r\n")
+            self.assertEqual(s.recv(100), b"+OK\r\n")
+        paused = time.monotonic()
+        a.send("while paused 1", "while paused 2")
+        records = self.nodes[0].waitForRecords(3, timeout=10)
+        self.assertLess(time.monotonic() - paused, 3.0)
+        self.assertTrue(any("while paused 2" in r for r in records), records)
+        b.expect("<alice> while paused 1", 30)
+        b.expect("<alice> while paused 2", 30)
 
     def test_historyAfterEveryNodeRestarted(self) -> None:
         """
