@@ -106,7 +106,7 @@ local function reap(p, d, why, maxlen)
                  'n', '', 's', '0', 'm', '0', 'k', 'e', 'd', '* ' .. nick .. ' left (' .. why .. ')\\r\\n')
     end
   end
-  redis.call('DEL', p .. ':node:' .. d)
+  redis.call('DEL', p .. ':node:' .. d, p .. ':inbox:' .. d)
   redis.call('ZREM', p .. ':nodes', d)
 end
 """
