@@ -259,8 +259,12 @@ class Options(usage.Options):
         if self["redis"]:
             if not self["chat"]:
                 raise usage.UsageError("--redis shares chat rooms: it needs --chat")
-            from .redisbroker import checkRedisURL
-
+            try:
+                from .redisbroker import checkRedisURL
+            except ImportError as e:
+                raise usage.UsageError(
+                    f"--redis needs the redis extra (pip install 'linelogger[redis]'): {e}"
+                ) from None
             try:
                 checkRedisURL(self["redis"])
             except ValueError as e:

@@ -67,6 +67,28 @@ class URLTests(SynchronousTestCase):
         options.parseOptions(["--chat", "--redis", "redis://127.0.0.1:6380"])
         self.assertEqual((options["redis"], options["redis-prefix"]), ("redis://127.0.0.1:6380", "linelogger"))
 
+    def test_withoutTheExtra(self) -> None:
+        """
+        Without txredisapi, C{--redis} is one clear usage error.
+        """
+        import sys
+
+        saved = {name: sys.modules.get(name) for name in ("txredisapi", "logger_service.redisbroker")}
+
+        def restore() -> None:
+            for name, module in saved.items():
+                if module is None:
+                    sys.modules.pop(name, None)
+                else:
+                    sys.modules[name] = module
+
+        self.addCleanup(restore)
+        sys.modules["txredisapi"] = None  # type: ignore[assignment]
+        sys.modules.pop("logger_service.redisbroker", None)
+        with self.assertRaises(usage.UsageError) as caught:
+            Options().parseOptions(["--chat", "--redis", "redis://127.0.0.1"])
+        self.assertIn("pip install 'linelogger[redis]'", str(caught.exception))
+
     def test_provides(self) -> None:
         """
         L{RedisBroker} provides L{IBroker}, and its nodes are told apart.
