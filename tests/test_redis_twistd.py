@@ -380,10 +380,10 @@ class FailureTests(ClusterTestCase):
 
     def test_redisRestartMidTraffic(self) -> None:
         """
-        Redis killed (-9) and restarted while a member sends: members of the
-        sender's node hear it meanwhile; after the restart the members on
-        both nodes have every line once, in order, and /metrics counts the
-        reconnection.
+        Redis killed (-9) and restarted while a member of each node sends:
+        members of a sender's node hear it meanwhile; after the restart the
+        members on both nodes have every line of both once, in order, and
+        /metrics counts the reconnection.
         """
         metricsPort = freePort()
         self.nodes[0].twistd.terminate()
@@ -392,11 +392,13 @@ class FailureTests(ClusterTestCase):
         sender = self.join(self.nodes[0], "sender")
         remote = self.join(self.nodes[1], "remote")
         local = self.join(self.nodes[0], "local")
-        expectEnding(sender, " is now local")
+        other = self.join(self.nodes[1], "other")
+        expectEnding(sender, " is now other")
         collectors = [Collector(remote), Collector(local)]
         total = 300
         for n in range(total):
             sender.send(f"line {n}")
+            other.send(f"too {n}")
             time.sleep(0.01)
             if n == 100:
                 self.redis.kill()
@@ -408,12 +410,13 @@ class FailureTests(ClusterTestCase):
                 self.redis.start()
         for c in collectors:
             c.waitFor("<sender>", total)
+            c.waitFor("<other>", total)
         time.sleep(1.0)
         for c in collectors:
             c.stop()
-        expected = [f"<sender> line {n}" for n in range(total)]
         for c in collectors:
-            self.assertEqual(c.messages("<sender>"), expected)
+            self.assertEqual(c.messages("<sender>"), [f"<sender> line {n}" for n in range(total)])
+            self.assertEqual(c.messages("<other>"), [f"<other> too {n}" for n in range(total)])
         metrics: Dict[str, float] = {}
         body = urllib.request.urlopen(f"http://127.0.0.1:{metricsPort}/metrics", timeout=10).read().decode()
         for line in body.splitlines():
