@@ -69,6 +69,9 @@ STREAM_LENGTH = 20000
 """Entries a room's stream keeps at least (about: C{MAXLEN ~}), so that a
 burst is still there when a busy node reads it; and ten times C{--history}."""
 
+STOP_WAIT = 5.0
+"""At shutdown, the longest wait for this node's members to have left."""
+
 READ_BLOCK_MS = 5000
 """How long one C{XREAD} waits for new entries, in milliseconds."""
 
@@ -519,26 +522,36 @@ class RedisBroker(Service):
 
     def stopService(self) -> Deferred[None]:
         """
-        Say goodbye (this node's members leave), then disconnect.
+        Publish what this node's members say as they leave (the listeners
+        and the drain stop at the same time, and close their connections),
+        for up to L{STOP_WAIT} seconds; then say goodbye (members still here
+        leave, C{server stopped}) and disconnect.
         """
         Service.stopService(self)
         self._stopping = True
         if self._heartbeat is not None and self._heartbeat.running:
             self._heartbeat.stop()
-        for call in (self._call, self._downTimer):
-            if call is not None and call.active():
-                call.cancel()
-        self._call = None
+        if self._downTimer is not None and self._downTimer.active():
+            self._downTimer.cancel()
         done: Deferred[None] = Deferred()
-        if self.redisUp:
-            self._send()
+        if not self.redisUp:
+            self._disconnect(done)
+            return done
+        deadline = self.clock.seconds() + STOP_WAIT
+
+        def step() -> None:
+            busy = self._byID or self._pending or self._inflight is not None
+            if busy and self.redisUp and self.clock.seconds() < deadline:
+                self.flush()
+                self.clock.callLater(0.02, step)
+                return
             bye = self._script(_HEARTBEAT, [], [self.prefix, self.node, 0, 0, "bye", self.maxlen])
             bye.addErrback(lambda f: None)
             timeout = self.clock.callLater(2.0, bye.cancel)
             bye.addBoth(lambda _: timeout.cancel() if timeout.active() else None)
             bye.addBoth(lambda _: self._disconnect(done))
-        else:
-            self._disconnect(done)
+
+        step()
         return done
 
     def _disconnect(self, done: Deferred[None]) -> None:
@@ -859,7 +872,7 @@ class RedisBroker(Service):
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._call is None and self._pending and self._inflight is None and not self._stopping:
+        if self._call is None and self._pending and self._inflight is None:
             self._call = self.clock.callLater(0, self.flush)
 
     def flush(self) -> None:

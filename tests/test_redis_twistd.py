@@ -355,6 +355,25 @@ class FailureTests(ClusterTestCase):
     Nodes and Redis that die.
     """
 
+    def test_stoppedNodeMembersLeave(self) -> None:
+        """
+        A node stopped normally: each of its members leaves the rooms of the
+        other node at once, each once.
+        """
+        a = self.join(self.nodes[0], "alice")
+        self.join(self.nodes[1], "bob")
+        self.join(self.nodes[1], "carol")
+        self.waitForWho(a, "(3)")
+        self.nodes[1].twistd.terminate()
+        self.nodes[1].twistd.wait(20)
+        lines: List[str] = []
+        deadline = time.monotonic() + 10
+        while len([line for line in lines if " left (" in line]) < 2 and time.monotonic() < deadline:
+            lines.append(a.readLine(10) or "")
+        left = sorted(line for line in lines if " left (" in line)
+        self.assertEqual(left, ["* bob left (server shutting down)", "* carol left (server shutting down)"])
+        self.waitForAnswer(a, "/who", "* In #", "* In #lobby (1): alice")
+
     def test_killedNodeMembersLeave(self) -> None:
         """
         kill -9 of a node: its members leave the rooms of the other within
