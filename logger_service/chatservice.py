@@ -119,9 +119,10 @@ class ChatService:
         floodBurst: int = 5,
         sendq: int = 262144,
         broadcast: Optional[IBroadcast] = None,
+        state: Optional[ChatState] = None,
     ) -> None:
         self.clock = clock
-        self.state = ChatState(history)
+        self.state = state if state is not None else ChatState(history)
         self.broadcast: IBroadcast = broadcast if broadcast is not None else LocalBroadcast(clock)
         self.floodRate = floodRate
         self.floodBurst = floodBurst

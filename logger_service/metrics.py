@@ -41,6 +41,12 @@ In chat mode (C{--chat}) also::
     linelogger_chat_deliveries_total            counter  messages delivered to members
     linelogger_chat_flood_delays_total          counter  times flood control paused a client
     linelogger_chat_slow_consumers_total        counter  clients disconnected for not reading (--sendq)
+
+With C{--redis} also::
+
+    linelogger_redis_up                         gauge    1 while Redis answers, else 0
+    linelogger_redis_reconnects_total           counter  times Redis answered again after being lost
+    linelogger_redis_not_relayed_total          counter  chat lines not relayed (too many waited for Redis)
 """
 
 from __future__ import annotations
@@ -183,6 +189,19 @@ class LineLoggerCollector:
             "Chat clients disconnected for not reading (--sendq).",
             value=chat.slowConsumers,
         )
+        redisUp = getattr(chat.broadcast, "redisUp", None)
+        if redisUp is not None:
+            yield GaugeMetricFamily("linelogger_redis_up", "Whether Redis answers (--redis).", value=int(redisUp))
+            yield CounterMetricFamily(
+                "linelogger_redis_reconnects_total",
+                "Times Redis answered again after being lost.",
+                value=chat.broadcast.reconnects,  # type: ignore[attr-defined]
+            )
+            yield CounterMetricFamily(
+                "linelogger_redis_not_relayed_total",
+                "Chat lines not relayed: too many waited for Redis.",
+                value=chat.broadcast.notRelayed,  # type: ignore[attr-defined]
+            )
 
 
 def makeRegistry(hub: Hub, chat: Optional[ChatService] = None, process: bool = False) -> CollectorRegistry:

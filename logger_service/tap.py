@@ -196,6 +196,14 @@ class Options(usage.Options):
         ["flood-burst", None, 5, "Chat: lines a client may send at once before flood control delays it."],
         ["flood-rate", None, "2", "Chat: lines per second a client may send in the long run."],
         ["sendq", None, 262144, "Chat: bytes that may wait for a client that is not reading before it is dropped."],
+        [
+            "redis",
+            None,
+            None,
+            "Chat: share rooms, nicknames and history with every linelogger on this Redis: "
+            "redis://[:password@]host[:port][/db], rediss://... (TLS) or unix:///path/redis.sock.",
+        ],
+        ["redis-prefix", None, "linelogger", "Chat: the prefix of this cluster's Redis keys."],
     ]
 
     optFlags = [
@@ -300,6 +308,19 @@ class Options(usage.Options):
             )
         if self["chat"] and self["ack"]:
             raise usage.UsageError("--ack does not go with --chat: its 'ok N' lines would show in the chat")
+        if self["redis"]:
+            if not self["chat"]:
+                raise usage.UsageError("--redis shares chat rooms: it needs --chat")
+            try:
+                from .redisbroker import checkRedisURL
+            except ImportError as e:
+                raise usage.UsageError(
+                    f"--redis needs the redis extra (pip install 'linelogger[redis]'): {e}"
+                ) from None
+            try:
+                checkRedisURL(self["redis"])
+            except ValueError as e:
+                raise usage.UsageError(str(e)) from None
 
 
 class TwistdOptions(Options):
@@ -537,18 +558,30 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         # Imported only in chat mode, like metrics: memory every process pays.
         from .chatservice import ChatFactory, ChatService
 
+        broker = None
+        if options["redis"]:
+            from .redisbroker import RedisBroker
+
+            broker = RedisBroker(reactor, options["redis"], options["redis-prefix"], options["history"])
         chat = ChatService(
             reactor,
             history=options["history"],
             floodRate=options["flood-rate"],
             floodBurst=options["flood-burst"],
             sendq=options["sendq"],
+            broadcast=broker,
+            state=broker.state if broker is not None else None,
         )
+        if broker is not None:
+            broker.attach(chat)
         factory = ChatFactory(hub, chat, **settings)
     else:
         factory = LineLoggerFactory(hub, **settings)
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
     top.twistdConfig = getattr(options, "parent", None)
+    if chat is not None and options["redis"]:
+        # First: it stops last, after the listeners and the drain.
+        chat.broadcast.setServiceParent(top)  # type: ignore[attr-defined]
     HubService(
         hub, reactor, drainTimeout=options["drain-timeout"], connectionLog=factory.connectionLogger
     ).setServiceParent(top)
