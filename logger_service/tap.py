@@ -168,6 +168,13 @@ class Options(usage.Options):
         ["flood-burst", None, 5, "Chat: lines a client may send at once before flood control delays it."],
         ["flood-rate", None, "2", "Chat: lines per second a client may send in the long run."],
         ["sendq", None, 262144, "Chat: bytes that may wait for a client that is not reading before it is dropped."],
+        [
+            "workers",
+            None,
+            "1",
+            "Worker processes that accept and serve connections (auto: one per usable core); "
+            "this process then binds the endpoints and writes the output.",
+        ],
     ]
 
     optFlags = [
@@ -194,6 +201,14 @@ class Options(usage.Options):
         usage.Options.__init__(self)
         self["port"] = []
         self["allow"] = []
+        self.arguments: List[str] = []
+
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        """
+        Parse, keeping the arguments for the worker processes of C{--workers}.
+        """
+        self.arguments = list(sys.argv[1:] if options is None else options)
+        usage.Options.parseOptions(self, options)
 
     def opt_allow(self, value: str) -> None:
         """
@@ -231,6 +246,18 @@ class Options(usage.Options):
         for name in ("idle-timeout", "max-rate", "connection-log-rate"):
             self[name] = nonNegativeNumber(name, self[name])
         self["fsync"] = fsyncSetting(self["fsync"])
+        from .workers import workerCount
+
+        try:
+            self["workers"] = workerCount(str(self["workers"]))
+        except ValueError:
+            raise usage.UsageError(
+                f"--workers takes auto or a whole number of at least 1, not {self['workers']!r}"
+            ) from None
+        if self["workers"] > 1 and self["chat"]:
+            raise usage.UsageError("--chat with --workers above 1 needs a broker: a room's members would be split")
+        if self["workers"] > 1 and self["metrics"]:
+            raise usage.UsageError("--metrics does not work with --workers above 1 yet")
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
             raise usage.UsageError("--rotate-size and --rotate-keep need --output FILE")
         if self["framing"] not in FRAMERS:
@@ -363,6 +390,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         connectionLog=not options["no-connection-log"],
         connectionLogRate=options["connection-log-rate"],
     )
+    if options.get("workers", 1) > 1:
+        return workersService(options, recorder, reactor)
     factory: LineLoggerFactory
     chat: Optional[ChatService] = None
     if options["chat"]:
@@ -398,4 +427,27 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     # Last: it starts once every listener is up (READY=1), and stops first
     # (STOPPING=1).
     NotifyService(hub, reactor).setServiceParent(top)
+    return top
+
+
+def workersService(options: Options, recorder: Recorder, reactor: Any) -> LineLoggerService:
+    """
+    The service of C{--workers N} (N > 1): this process binds every
+    endpoint and writes the records that N worker processes send (see
+    L{logger_service.workers}).
+    """
+    from .workers import WorkerPool
+
+    top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
+    descriptions = [withBacklog(d, options["backlog"]) for d in options["port"]]
+    pool = WorkerPool(
+        recorder,
+        reactor,
+        descriptions,
+        options["workers"],
+        options.arguments,
+        drainTimeout=options["drain-timeout"],
+        daemon=options.get("daemon", False),
+    )
+    pool.setServiceParent(top)
     return top

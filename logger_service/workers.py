@@ -1,0 +1,369 @@
+"""
+The supervisor of C{--workers N}: bind once, run N worker processes, write their records.
+
+The supervisor binds every C{--port} endpoint itself (so privileged ports,
+UNIX sockets, systemd sockets, C{ssl:} and C{haproxy:} work as with one
+process) but never accepts: each worker adopts the listening sockets
+(L{logger_service.worker}) and the kernel hands each new connection to one
+of them.  Workers send formatted records over a UNIX socket; the supervisor
+writes them with its one L{Recorder} (so C{--format}, C{--rotate-size},
+SIGHUP reopen and C{--fsync} work as with one process), and tells each
+worker when a batch is written (and synced), which is when the worker
+acknowledges its lines.
+
+A worker that exits unasked is logged and replaced.  SIGTERM stops every
+worker (each drains its connections), waits for their last records, then
+closes the output.  Workers die with the supervisor (C{PR_SET_PDEATHSIG},
+and a lost socket).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import sys
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from twisted.application.service import Service
+from twisted.internet import endpoints
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.logger import Logger
+from twisted.protocols.basic import Int32StringReceiver
+from twisted.python.failure import Failure
+
+from .recorder import Counts, Recorder
+from .worker import BATCH, DONE, LINK_FD, MAX_MESSAGE, READY, SEQ, decodeBatch
+
+log = Logger()
+
+FIRST_LISTEN_FD = 10
+"""Workers find the listening sockets from this descriptor on."""
+
+RESTART_DELAY = 1.0
+"""Seconds before replacing a worker that lived less than this."""
+
+
+def usableCores() -> int:
+    """
+    The number of cores this process may run on.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def workerCount(value: str) -> int:
+    """
+    Parse C{--workers}: a whole number of at least 1, or C{auto}.
+
+    @raise ValueError: if it is neither.
+    """
+    if value == "auto":
+        return usableCores()
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+class WorkerLink(Int32StringReceiver):
+    """
+    The supervisor's end of one worker's socket: batches in, "written" out.
+    """
+
+    MAX_LENGTH = MAX_MESSAGE
+
+    def __init__(self, pool: WorkerPool, worker: WorkerProcess) -> None:
+        self.pool = pool
+        self.worker = worker
+        self._done: List[int] = []
+
+    def stringReceived(self, message: bytes) -> None:
+        """
+        Record a batch, or note that the worker listens.
+        """
+        kind = message[:1]
+        if kind == BATCH:
+            seq, records, acks, data = decodeBatch(message)
+            self.pool.recordBatch(self, seq, data, records, acks)
+        elif kind == READY:
+            self.worker.ready = True
+            self.pool.workerReady(self.worker)
+
+    def written(self, seq: int) -> None:
+        """
+        Batch C{seq} is written: tell the worker at the end of this turn.
+        """
+        if not self._done:
+            self.pool.reactor.callLater(0, self._sendDone)
+        self._done.append(seq)
+
+    def _sendDone(self) -> None:
+        done, self._done = self._done, []
+        if self.transport is not None and self.connected:
+            self.sendString(DONE + b"".join(SEQ.pack(seq) for seq in done))
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        """
+        The worker is gone (its exit is handled by its process protocol).
+        """
+        self.pool.linkLost(self)
+
+
+class WorkerProcess(ProcessProtocol):
+    """
+    One worker process: its log lines become the supervisor's, its exit is
+    reported to the pool.
+    """
+
+    def __init__(self, pool: WorkerPool, slot: int, generation: int) -> None:
+        self.pool = pool
+        self.slot = slot
+        self.generation = generation
+        self.ready = False
+        self.started = pool.reactor.seconds()
+        self.exited: Deferred[None] = Deferred()
+        self.link: Optional[WorkerLink] = None
+        self._partial = b""
+
+    def errReceived(self, data: bytes) -> None:
+        """
+        Log what the worker logs, line by line.
+        """
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line:
+                log.info("worker {slot}: {line}", slot=self.slot + 1, line=line.decode("utf-8", "replace"))
+
+    outReceived = errReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        """
+        Report the exit to the pool.
+        """
+        if self._partial:
+            self.errReceived(b"\n")
+        self.pool.workerEnded(self, reason)
+        self.exited.callback(None)
+
+
+class WorkerPool(Service):
+    """
+    Bind the endpoints, run the workers, write what they send.
+
+    @ivar recorder: the one output.
+    @ivar descriptions: the endpoint descriptions to bind.
+    @ivar count: how many workers to run.
+    @ivar argv: the C{linelogger} options each worker gets.
+    @ivar onReady: called once every worker of the first set listens.
+    """
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        reactor: Any,
+        descriptions: List[str],
+        count: int,
+        argv: List[str],
+        drainTimeout: float = 30.0,
+        daemon: bool = False,
+    ) -> None:
+        self.recorder = recorder
+        self.reactor = reactor
+        self.descriptions = descriptions
+        self.count = count
+        self.argv = argv
+        self.drainTimeout = drainTimeout
+        self.daemon = daemon
+        self.onReady: Callable[[], None] = lambda: None
+        self.ports: List[Any] = []
+        self.workers: Dict[int, WorkerProcess] = {}
+        self.replaced = 0
+        self._generations: Dict[int, int] = {}
+        self._batches: Dict[int, Tuple[WorkerLink, int]] = {}
+        self._keys = itertools.count(1)
+        self._stopping = False
+        self._readyCalled = False
+        recorder.acks = True
+        recorder.onDurable = self._durable
+        recorder.onPressure = self._pressure
+        self._links: List[WorkerLink] = []
+        self._paused = False
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind every endpoint, without accepting on it.
+        """
+        Service.privilegedStartService(self)
+        for description in self.descriptions:
+            endpoint = endpoints.serverFromString(self.reactor, description)
+            result: List[Any] = []
+            endpoint.listen(Factory.forProtocol(Protocol)).addBoth(result.append)
+            if not result:
+                raise CannotListenError(None, description, "the endpoint did not listen at once")
+            if isinstance(result[0], Failure):
+                result[0].raiseException()
+            port = result[0]
+            port.stopReading()
+            self.ports.append(port)
+
+    def _listening(self) -> List[Tuple[int, int]]:
+        listening = []
+        for port in self.ports:
+            sock = port.socket
+            listening.append((sock.fileno(), int(sock.family)))
+        return listening
+
+    def startService(self) -> None:
+        """
+        Start the workers.
+        """
+        Service.startService(self)
+        for slot in range(self.count):
+            self._spawn(slot)
+
+    def _spawn(self, slot: int) -> None:
+        generation = self._generations.get(slot, -1) + 1
+        self._generations[slot] = generation
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        childFDs: Dict[int, Any] = {0: "w", 1: "r", 2: "r", LINK_FD: theirs.fileno()}
+        listen = []
+        for index, (fd, family) in enumerate(self._listening()):
+            childFDs[FIRST_LISTEN_FD + index] = fd
+            listen.append(f"{FIRST_LISTEN_FD + index}:{int(family)}")
+        env = dict(os.environ)
+        env["LINELOGGER_WORKER"] = f"{slot}:{self.count}:{generation}"
+        env["LINELOGGER_LISTEN"] = ",".join(listen)
+        env.pop("LISTEN_FDS", None)
+        env.pop("LISTEN_PID", None)
+        env.pop("NOTIFY_SOCKET", None)
+        worker = WorkerProcess(self, slot, generation)
+        try:
+            self.reactor.spawnProcess(
+                worker,
+                sys.executable,
+                [sys.executable, "-m", "logger_service.worker", *self.argv],
+                env=env,
+                childFDs=childFDs,
+            )
+        finally:
+            theirs.close()
+        self.workers[slot] = worker
+        link = WorkerLink(self, worker)
+        worker.link = link
+        self.reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: link))
+        ours.close()
+        self._links.append(link)
+        if self._paused:
+            link.transport.pauseProducing()  # type: ignore[union-attr]
+        log.info("Started worker {slot} (pid {pid})", slot=slot + 1, pid=getattr(worker.transport, "pid", None))
+
+    def workerReady(self, worker: WorkerProcess) -> None:
+        """
+        A worker listens; once all do, say so.
+        """
+        if not self._readyCalled and all(w.ready for w in self.workers.values()):
+            self._readyCalled = True
+            log.info("All {count} workers listen", count=self.count)
+            self.onReady()
+
+    def workerEnded(self, worker: WorkerProcess, reason: Failure) -> None:
+        """
+        A worker exited: replace it, unless stopping.
+        """
+        if self.workers.get(worker.slot) is worker:
+            del self.workers[worker.slot]
+        if self._stopping:
+            return
+        self.replaced += 1
+        log.error(
+            "Worker {slot} (pid {pid}) ended: {reason}; starting another",
+            slot=worker.slot + 1,
+            pid=getattr(worker.transport, "pid", None),
+            reason=reason.getErrorMessage(),
+        )
+        lived = self.reactor.seconds() - worker.started
+        delay = 0 if lived >= RESTART_DELAY else RESTART_DELAY
+        self.reactor.callLater(delay, self._replace, worker.slot)
+
+    def _replace(self, slot: int) -> None:
+        if not self._stopping and slot not in self.workers:
+            self._spawn(slot)
+
+    def recordBatch(self, link: WorkerLink, seq: int, data: bytes, records: int, acks: Counts) -> None:
+        """
+        Record a worker's batch; tell it once the batch is written.
+        """
+        key = next(self._keys)
+        self._batches[key] = (link, seq)
+        self.recorder.recordFormatted(data, records, {key: 1})
+
+    def _durable(self, counts: Counts) -> None:
+        for key in counts:
+            batch = self._batches.pop(key, None)
+            if batch is not None:
+                batch[0].written(batch[1])
+
+    def _pressure(self, paused: bool) -> None:
+        """
+        The output is behind: stop reading from the workers (whose own
+        buffers then fill and pause their input), or start again.
+        """
+        self._paused = paused
+        for link in self._links:
+            if link.transport is not None:
+                if paused:
+                    link.transport.pauseProducing()  # type: ignore[attr-defined]
+                else:
+                    link.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def linkLost(self, link: WorkerLink) -> None:
+        """
+        Forget a worker's socket.
+        """
+        if link in self._links:
+            self._links.remove(link)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        SIGTERM every worker, wait until each has drained and exited, then
+        write the last records and close the output.
+        """
+        Service.stopService(self)
+        self._stopping = True
+        if self._paused:
+            self._pressure(False)
+        waits = []
+        for worker in list(self.workers.values()):
+            waits.append(worker.exited)
+            try:
+                worker.transport.signalProcess("TERM")  # type: ignore[union-attr]
+            except Exception:
+                pass
+        stopped: Deferred[None] = Deferred()
+
+        def killLate() -> None:
+            for worker in list(self.workers.values()):
+                log.warn("Worker {slot} did not stop: killing it", slot=worker.slot + 1)
+                try:
+                    worker.transport.signalProcess("KILL")  # type: ignore[union-attr]
+                except Exception:
+                    pass
+
+        late = self.reactor.callLater(self.drainTimeout * 2 + 5, killLate)
+
+        def allExited(_: object) -> Deferred[None]:
+            if late.active():
+                late.cancel()
+            for port in self.ports:
+                port.stopListening()
+            self.ports = []
+            return self.recorder.close(self.drainTimeout).addCallback(lambda _: None)
+
+        DeferredList(waits).addCallback(allExited).addBoth(lambda _: stopped.callback(None))
+        return stopped
