@@ -34,9 +34,8 @@ from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import FileLogObserver, Logger, eventAsText, globalLogBeginner
-from twisted.protocols.basic import Int32StringReceiver
 
 from .records import FORMATTERS, Formatter, RecordContext, TimestampCache
 
@@ -66,14 +65,73 @@ CONN_ID_GENERATION = 1_000_000_000
 so that they never repeat those of the worker it replaces."""
 
 
-def encodeBatch(seq: int, data: bytes, records: int, acks: Counts) -> bytes:
+LENGTH = struct.Struct("!I")
+
+
+def encodeBatch(seq: int, data: bytes, records: int, acks: Counts) -> List[bytes]:
     """
-    Encode one batch of formatted records for the supervisor.
+    Encode one batch of formatted records for the supervisor, as the parts
+    of one message (see L{MessageProtocol.sendMessage}).
     """
     parts = [BATCH, BATCH_HEADER.pack(seq, records, len(acks))]
-    parts.extend(ACK_PAIR.pack(conn, count) for conn, count in acks.items())
+    parts.append(b"".join([ACK_PAIR.pack(conn, count) for conn, count in acks.items()]))
     parts.append(data)
-    return b"".join(parts)
+    return parts
+
+
+class MessageProtocol(Protocol):
+    """
+    Length-prefixed messages, as L{twisted.protocols.basic.Int32StringReceiver}
+    but copying each byte a bounded number of times however large the
+    message (that one joins its buffer again on every read), and sending a
+    message from parts without joining them.
+    """
+
+    MAX_LENGTH = MAX_MESSAGE
+
+    def __init__(self) -> None:
+        self._chunks: List[bytes] = []
+        self._have = 0
+        self._need = LENGTH.size
+        self._header = True
+
+    def sendMessage(self, parts: Sequence[bytes]) -> None:
+        """
+        Send one message made of C{parts}.
+        """
+        assert self.transport is not None
+        self.transport.writeSequence([LENGTH.pack(sum(len(p) for p in parts)), *parts])
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Gather messages; hand each whole one to L{messageReceived}.
+        """
+        self._chunks.append(data)
+        self._have += len(data)
+        while self._have >= self._need:
+            buffer = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+            if self._header:
+                length = LENGTH.unpack_from(buffer)[0]
+                if length > self.MAX_LENGTH:
+                    assert self.transport is not None
+                    self.transport.loseConnection()
+                    return
+                rest = buffer[LENGTH.size :]
+                self._header = False
+                self._need = length
+            else:
+                message = buffer[: self._need] if len(buffer) > self._need else buffer
+                rest = buffer[self._need :]
+                self._header = True
+                self._need = LENGTH.size
+                self.messageReceived(message)
+            self._chunks = [rest] if rest else []
+            self._have = len(rest)
+
+    def messageReceived(self, message: bytes) -> None:
+        """
+        A whole message arrived.
+        """
 
 
 def decodeBatch(message: bytes) -> Tuple[int, int, Counts, bytes]:
@@ -92,18 +150,17 @@ def decodeBatch(message: bytes) -> Tuple[int, int, Counts, bytes]:
     return seq, records, acks, message[offset:]
 
 
-class SupervisorLink(Int32StringReceiver):
+class SupervisorLink(MessageProtocol):
     """
     The worker's end of its socket to the supervisor.
     """
 
-    MAX_LENGTH = MAX_MESSAGE
-
     def __init__(self, recorder: ForwardingRecorder, lost: Callable[[], None]) -> None:
+        MessageProtocol.__init__(self)
         self.recorder = recorder
         self.lost = lost
 
-    def stringReceived(self, message: bytes) -> None:
+    def messageReceived(self, message: bytes) -> None:
         """
         Batches are written: tell the recorder.
         """
@@ -184,7 +241,7 @@ class ForwardingRecorder:
             return
         data = b"".join(self._pending)
         seq = next(self._seq)
-        self.link.sendString(encodeBatch(seq, data, self._pendingRecords, self._pendingAcks))
+        self.link.sendMessage(encodeBatch(seq, data, self._pendingRecords, self._pendingAcks))
         self._sent[seq] = (len(data), self._pendingRecords, self._pendingAcks)
         self._sentBytes += len(data)
         self._pending = []
@@ -439,7 +496,7 @@ def main(argv: Sequence[str], environ: Optional[Dict[str, str]] = None) -> None:
             sys.stderr.write(f"linelogger worker: cannot listen: {e}\n")
             sys.stderr.flush()
             os._exit(1)
-        link.sendString(READY)
+        link.sendMessage([READY])
 
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger(

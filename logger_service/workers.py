@@ -31,16 +31,18 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.logger import Logger
-from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
 from .recorder import Counts, Recorder
-from .worker import BATCH, DONE, LINK_FD, MAX_MESSAGE, READY, SEQ, decodeBatch
+from .worker import BATCH, DONE, LINK_FD, READY, SEQ, MessageProtocol, decodeBatch
 
 log = Logger()
 
 FIRST_LISTEN_FD = 10
 """Workers find the listening sockets from this descriptor on."""
+
+LINK_BUFFER = 1 << 20
+"""Socket buffer and read size between a worker and the supervisor."""
 
 RESTART_DELAY = 1.0
 """Seconds before replacing a worker that lived less than this."""
@@ -70,19 +72,64 @@ def workerCount(value: str) -> int:
     return number
 
 
-class WorkerLink(Int32StringReceiver):
+class ReusePortBinder:
+    """
+    A reactor for endpoint parsers whose C{listenTCP} and C{listenSSL} bind
+    C{count} sockets to the address with C{SO_REUSEPORT}, one per worker,
+    so that the kernel spreads new connections evenly across the workers
+    (a shared socket hands a burst of connects to whichever worker wakes
+    first).  The supervisor keeps them all, never accepting on them: a
+    replaced worker adopts the same socket, and connections queued on it
+    meanwhile wait instead of being lost.  Other listens (UNIX, systemd)
+    bind one socket, which all workers share.
+
+    @ivar ports: the ports of the last C{listenTCP}/C{listenSSL}, or empty.
+    """
+
+    def __init__(self, reactor: Any, count: int) -> None:
+        self._reactor = reactor
+        self._count = count
+        self.ports: List[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+        host = interface or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+        for _ in range(self._count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind((host, port))
+                sock.listen(backlog)
+                sock.setblocking(False)
+                # Ephemeral (0): the others take the port the first got.
+                port = sock.getsockname()[1]
+                self.ports.append(self._reactor.adoptStreamPort(sock.fileno(), family, factory))
+            except OSError as e:
+                raise CannotListenError(interface, port, e) from None
+            finally:
+                sock.close()
+        return self.ports[0]
+
+    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = "") -> Any:
+        return self.listenTCP(port, factory, backlog, interface)
+
+
+class WorkerLink(MessageProtocol):
     """
     The supervisor's end of one worker's socket: batches in, "written" out.
     """
 
-    MAX_LENGTH = MAX_MESSAGE
-
     def __init__(self, pool: WorkerPool, worker: WorkerProcess) -> None:
+        MessageProtocol.__init__(self)
         self.pool = pool
         self.worker = worker
         self._done: List[int] = []
 
-    def stringReceived(self, message: bytes) -> None:
+    def messageReceived(self, message: bytes) -> None:
         """
         Record a batch, or note that the worker listens.
         """
@@ -105,7 +152,7 @@ class WorkerLink(Int32StringReceiver):
     def _sendDone(self) -> None:
         done, self._done = self._done, []
         if self.transport is not None and self.connected:
-            self.sendString(DONE + b"".join(SEQ.pack(seq) for seq in done))
+            self.sendMessage([DONE, b"".join([SEQ.pack(seq) for seq in done])])
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         """
@@ -181,7 +228,7 @@ class WorkerPool(Service):
         self.drainTimeout = drainTimeout
         self.daemon = daemon
         self.onReady: Callable[[], None] = lambda: None
-        self.ports: List[Any] = []
+        self.ports: List[List[Any]] = []
         self.workers: Dict[int, WorkerProcess] = {}
         self.replaced = 0
         self._generations: Dict[int, int] = {}
@@ -201,21 +248,27 @@ class WorkerPool(Service):
         """
         Service.privilegedStartService(self)
         for description in self.descriptions:
-            endpoint = endpoints.serverFromString(self.reactor, description)
+            binder = ReusePortBinder(self.reactor, self.count)
+            endpoint = endpoints.serverFromString(binder, description)
             result: List[Any] = []
             endpoint.listen(Factory.forProtocol(Protocol)).addBoth(result.append)
             if not result:
                 raise CannotListenError(None, description, "the endpoint did not listen at once")
             if isinstance(result[0], Failure):
                 result[0].raiseException()
-            port = result[0]
-            port.stopReading()
-            self.ports.append(port)
+            ports = binder.ports or [result[0]]
+            for port in ports:
+                port.stopReading()
+            self.ports.append(ports)
 
-    def _listening(self) -> List[Tuple[int, int]]:
+    def _listening(self, slot: int) -> List[Tuple[int, int]]:
+        """
+        The listening socket of each endpoint for worker C{slot}: its own
+        C{SO_REUSEPORT} socket, or the one all share.
+        """
         listening = []
-        for port in self.ports:
-            sock = port.socket
+        for ports in self.ports:
+            sock = ports[slot % len(ports)].socket
             listening.append((sock.fileno(), int(sock.family)))
         return listening
 
@@ -231,9 +284,14 @@ class WorkerPool(Service):
         generation = self._generations.get(slot, -1) + 1
         self._generations[slot] = generation
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for end in (ours, theirs):
+            # Fewer, larger reads and writes (the kernel caps these at
+            # net.core.wmem_max and rmem_max).
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER)
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LINK_BUFFER)
         childFDs: Dict[int, Any] = {0: "w", 1: "r", 2: "r", LINK_FD: theirs.fileno()}
         listen = []
-        for index, (fd, family) in enumerate(self._listening()):
+        for index, (fd, family) in enumerate(self._listening(slot)):
             childFDs[FIRST_LISTEN_FD + index] = fd
             listen.append(f"{FIRST_LISTEN_FD + index}:{int(family)}")
         env = dict(os.environ)
@@ -258,6 +316,8 @@ class WorkerPool(Service):
         worker.link = link
         self.reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: link))
         ours.close()
+        if link.transport is not None:
+            link.transport.bufferSize = LINK_BUFFER  # type: ignore[attr-defined]
         self._links.append(link)
         if self._paused:
             link.transport.pauseProducing()  # type: ignore[union-attr]
@@ -360,8 +420,9 @@ class WorkerPool(Service):
         def allExited(_: object) -> Deferred[None]:
             if late.active():
                 late.cancel()
-            for port in self.ports:
-                port.stopListening()
+            for ports in self.ports:
+                for port in ports:
+                    port.stopListening()
             self.ports = []
             return self.recorder.close(self.drainTimeout).addCallback(lambda _: None)
 
