@@ -436,7 +436,7 @@ def workersService(options: Options, recorder: Recorder, reactor: Any) -> LineLo
     endpoint and writes the records that N worker processes send (see
     L{logger_service.workers}).
     """
-    from .workers import WorkerPool
+    from .workers import PoolNotifyService, WorkerPool
 
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
     descriptions = [withBacklog(d, options["backlog"]) for d in options["port"]]
@@ -450,4 +450,5 @@ def workersService(options: Options, recorder: Recorder, reactor: Any) -> LineLo
         daemon=options.get("daemon", False),
     )
     pool.setServiceParent(top)
+    PoolNotifyService(pool, reactor).setServiceParent(top)
     return top

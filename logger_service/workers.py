@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .recorder import Counts, Recorder
+from .systemd import NotifyService
 from .worker import BATCH, DONE, LINK_FD, READY, SEQ, MessageProtocol, decodeBatch
 
 log = Logger()
@@ -428,3 +429,28 @@ class WorkerPool(Service):
 
         DeferredList(waits).addCallback(allExited).addBoth(lambda _: stopped.callback(None))
         return stopped
+
+
+class PoolNotifyService(NotifyService):
+    """
+    systemd notification for C{--workers}: C{READY=1} once every worker
+    listens (not when the supervisor has bound the endpoints), then the
+    status and watchdog pings as with one process.
+    """
+
+    def __init__(self, pool: WorkerPool, clock: Any) -> None:
+        NotifyService.__init__(self, None, clock)  # type: ignore[arg-type]
+        self.pool = pool
+
+    def startService(self) -> None:
+        """
+        Wait for the workers; then notify.
+        """
+        self.pool.onReady = lambda: NotifyService.startService(self)
+
+    def status(self) -> str:
+        """
+        The supervisor's counts: C{2 workers, 3456 records written}.
+        """
+        pool = self.pool
+        return f"{len(pool.workers)} workers, {pool.recorder.recordsWritten} records written"

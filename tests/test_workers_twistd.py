@@ -11,6 +11,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service.tap import Options
 
-from .twistd_helpers import LineLogger, recvUntil, waitFor
+from .twistd_helpers import LineLogger, makeTempDir, recvUntil, waitFor
 
 WORKERS = 2
 
@@ -293,3 +294,30 @@ class WorkersTests(SynchronousTestCase):
         self.assertTrue(os.path.exists(server.unixPaths[0]))
         self.assertEqual(server.stop(), -signal.SIGTERM)
         self.assertFalse(os.path.exists(server.unixPaths[0]))
+
+    def test_readyOnceEveryWorkerListens(self) -> None:
+        """
+        With C{NOTIFY_SOCKET}, C{READY=1} goes out once every worker has
+        adopted its sockets, and the daemon's status counts the workers.
+        """
+        workdir = makeTempDir(self)
+        path = os.path.join(workdir, "notify")
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(notify.close)
+        notify.bind(path)
+        previous = os.environ.get("NOTIFY_SOCKET")
+        os.environ["NOTIFY_SOCKET"] = path
+        try:
+            server = LineLogger(self, "--workers", str(WORKERS), probe=False)
+        finally:
+            if previous is None:
+                del os.environ["NOTIFY_SOCKET"]
+            else:
+                os.environ["NOTIFY_SOCKET"] = previous
+        notify.settimeout(60)
+        message = notify.recv(4096).decode()
+        self.assertIn("READY=1", message)
+        self.assertIn(f"STATUS={WORKERS} workers", message)
+        self.assertEqual(server.twistd.log().count(f"worker {WORKERS}: LineLoggerFactory starting"), 1)
+        self.assertIn(f"All {WORKERS} workers listen", server.twistd.log())
+        self.assertEqual(server.stop(), -signal.SIGTERM)
