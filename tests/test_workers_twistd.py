@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service.tap import Options
 
-from .twistd_helpers import LineLogger, makeTempDir, recvUntil, waitFor
+from .twistd_helpers import LineLogger, freePort, makeTempDir, recvUntil, runTwistd, waitFor
 
 WORKERS = 2
 
@@ -321,3 +321,69 @@ class WorkersTests(SynchronousTestCase):
         self.assertEqual(server.twistd.log().count(f"worker {WORKERS}: LineLoggerFactory starting"), 1)
         self.assertIn(f"All {WORKERS} workers listen", server.twistd.log())
         self.assertEqual(server.stop(), -signal.SIGTERM)
+
+    def test_daemonAndPidfile(self) -> None:
+        """
+        As a daemon with C{--pidfile}, the supervisor's pid is in the file,
+        its workers serve, and SIGTERM to that pid stops them all and
+        removes the file.
+        """
+        workdir = makeTempDir(self)
+        pidfile = os.path.join(workdir, "twistd.pid")
+        output = os.path.join(workdir, "records.out")
+        port = freePort()
+        args = [f"--pidfile={pidfile}", f"--logfile={os.path.join(workdir, 'twistd.log')}", "linelogger"]
+        args += ["--port", f"tcp:{port}:interface=127.0.0.1", "--workers", str(WORKERS), "--output", output]
+        status, log, _ = runTwistd(self, args, workdir=workdir)
+        self.assertEqual(status, 0, log)
+        pid = waitFor("the pidfile", lambda: readPid(pidfile), timeout=30)
+
+        def children() -> List[int]:
+            found = []
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open(f"/proc/{entry}/stat") as f:
+                            fields = f.read().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue
+                    if int(fields[1]) == pid and fields[0] != "Z":
+                        found.append(int(entry))
+            return found
+
+        workers = waitFor("the workers", lambda: children() if len(children()) == WORKERS else None, timeout=30)
+        for i in range(10):
+            client = waitFor("listening", lambda: connectOrNone(port), timeout=30)
+            client.sendall(f"daemon {i}\n".encode())
+            client.close()
+
+        def recorded() -> Optional[int]:
+            with open(output, "rb") as f:
+                count = f.read().count(b"daemon ")
+            return count if count >= 10 else None
+
+        waitFor("10 records", recorded, timeout=30)
+        os.kill(pid, signal.SIGTERM)
+        waitFor("the supervisor and workers gone", lambda: None if any(map(alive, [pid, *workers])) else True, 60)
+        self.assertFalse(os.path.exists(pidfile))
+
+
+def readPid(path: str) -> Optional[int]:
+    """
+    The pid in C{path}, once it holds one.
+    """
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def connectOrNone(port: int) -> Optional[socket.socket]:
+    """
+    A connection to 127.0.0.1:C{port}, or C{None} if refused.
+    """
+    try:
+        return socket.create_connection(("127.0.0.1", port), timeout=10)
+    except OSError:
+        return None
