@@ -134,11 +134,12 @@ class MessageProtocol(Protocol):
         """
 
 
-def decodeBatch(message: bytes) -> Tuple[int, int, Counts, bytes]:
+def decodeBatch(message: bytes) -> Tuple[int, int, Counts, memoryview]:
     """
     Decode a message made by L{encodeBatch} (its C{B} included).
 
-    @return: sequence number, record count, acks, records.
+    @return: sequence number, record count, acks, and the records (a view
+        into C{message}, not a copy).
     """
     seq, records, count = BATCH_HEADER.unpack_from(message, 1)
     offset = 1 + BATCH_HEADER.size
@@ -147,7 +148,7 @@ def decodeBatch(message: bytes) -> Tuple[int, int, Counts, bytes]:
         conn, lines = ACK_PAIR.unpack_from(message, offset)
         acks[conn] = lines
         offset += ACK_PAIR.size
-    return seq, records, acks, message[offset:]
+    return seq, records, acks, memoryview(message)[offset:]
 
 
 class SupervisorLink(MessageProtocol):
