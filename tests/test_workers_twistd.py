@@ -367,6 +367,21 @@ class WorkersTests(SynchronousTestCase):
         waitFor("the supervisor and workers gone", lambda: None if any(map(alive, [pid, *workers])) else True, 60)
         self.assertFalse(os.path.exists(pidfile))
 
+    def test_haproxyWrapper(self) -> None:
+        """
+        A C{haproxy:} endpoint wraps the adopted sockets as it wraps its
+        own: records name the peer the PROXY header gives.
+        """
+        proxied = freePort()
+        server = self.start("--port", f"haproxy:tcp:{proxied}:interface=127.0.0.1")
+        for i in range(10):
+            client = socket.create_connection(("127.0.0.1", proxied), timeout=10)
+            client.sendall(f"PROXY TCP4 192.0.2.{i + 1} 127.0.0.1 5000 {proxied}\r\nvia proxy {i}\n".encode())
+            client.close()
+        records = [json.loads(r) for r in server.waitForRecords(10, timeout=30)]
+        self.assertEqual(sorted(r["peer"] for r in records), sorted(f"192.0.2.{i + 1}:5000" for i in range(10)))
+        self.assertEqual(server.stop(), -signal.SIGTERM)
+
 
 def readPid(path: str) -> Optional[int]:
     """
