@@ -190,8 +190,11 @@ class ForwardingRecorder:
     @ivar bytesWritten: bytes of records the supervisor has written.
     """
 
-    def __init__(self, clock: IReactorTime, format: str = "text", bufferBytes: int = 8 * 1024 * 1024) -> None:
+    def __init__(
+        self, clock: IReactorTime, format: str = "text", bufferBytes: int = 8 * 1024 * 1024, acks: bool = False
+    ) -> None:
         self.clock = clock
+        self.acks = acks
         self.formatter: Formatter = FORMATTERS[format]
         self.bufferBytes = bufferBytes
         self.link: Optional[SupervisorLink] = None
@@ -226,8 +229,9 @@ class ForwardingRecorder:
         """
         self._pending.append(self.formatter(self._timestamp(self.clock.seconds()), context, lines))
         self._pendingRecords += len(lines)
-        acks = self._pendingAcks
-        acks[context.conn] = acks.get(context.conn, 0) + len(lines)
+        if self.acks:
+            acks = self._pendingAcks
+            acks[context.conn] = acks.get(context.conn, 0) + len(lines)
         if self._timer is None:
             self._timer = self.clock.callLater(0, self.flush)
 
@@ -409,7 +413,7 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
     options = Options()
     options.parseOptions(list(argv))
     slot, count, generation = workerPlace(environ)
-    recorder = ForwardingRecorder(reactor, format=options["format"], bufferBytes=options["buffer"])
+    recorder = ForwardingRecorder(reactor, format=options["format"], bufferBytes=options["buffer"], acks=options["ack"])
     limits = ConnectionLimits(options["max-connections"], options["max-per-ip"], options["allow"])
     hub = Hub(recorder, limits)  # type: ignore[arg-type]
     # Connection numbers unique across the workers: worker SLOT numbers

@@ -98,7 +98,7 @@ class ForwardingRecorderTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.recorder = ForwardingRecorder(self.clock, bufferBytes=1000)
+        self.recorder = ForwardingRecorder(self.clock, bufferBytes=1000, acks=True)
         self.link = SupervisorLink(self.recorder, lambda: None)
         self.transport = StringTransport()
         self.link.makeConnection(self.transport)
@@ -142,6 +142,23 @@ class ForwardingRecorderTests(SynchronousTestCase):
         self.assertEqual(self.durable, [{1: 1}])
         self.assertEqual(self.recorder.recordsWritten, 1)
         self.assertEqual(self.recorder.pendingBytes, 0)
+
+    def test_noAcksWithoutAck(self) -> None:
+        """
+        Without C{--ack}, batches carry no per-connection counts (with a
+        thousand connections they would cost more than the records) and
+        nothing is acknowledged.
+        """
+        recorder = ForwardingRecorder(self.clock)
+        recorder.link = self.link
+        recorder.onDurable = self.durable.append
+        recorder.record(RecordContext("p:1", 1), [b"a"])
+        self.clock.advance(0)
+        [message] = self.sent()
+        self.assertEqual(decodeBatch(message)[2], {})
+        recorder.done(1)
+        self.assertEqual(self.durable, [])
+        self.assertEqual(recorder.recordsWritten, 1)
 
     def test_pressure(self) -> None:
         """
