@@ -246,10 +246,9 @@ class Options(usage.Options):
         for name in ("idle-timeout", "max-rate", "connection-log-rate"):
             self[name] = nonNegativeNumber(name, self[name])
         self["fsync"] = fsyncSetting(self["fsync"])
-        from .workers import workerCount
-
         try:
-            self["workers"] = workerCount(str(self["workers"]))
+            # Imported only for more than one worker: memory every process pays.
+            self["workers"] = 1 if str(self["workers"]) == "1" else workerCount(str(self["workers"]))
         except ValueError:
             raise usage.UsageError(
                 f"--workers takes auto or a whole number of at least 1, not {self['workers']!r}"
@@ -428,6 +427,15 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     # (STOPPING=1).
     NotifyService(hub, reactor).setServiceParent(top)
     return top
+
+
+def workerCount(value: str) -> int:
+    """
+    Parse C{--workers} (see L{logger_service.workers.workerCount}).
+    """
+    from . import workers
+
+    return workers.workerCount(value)
 
 
 def workersService(options: Options, recorder: Recorder, reactor: Any) -> LineLoggerService:
