@@ -134,11 +134,19 @@ class Recorder:
         Record C{lines}, received just now from C{context}.
         """
         data = self.formatter(self._timestamp(self.clock.seconds()), context, lines)
+        self.recordFormatted(data, len(lines), {context.conn: len(lines)} if self.acks else None)
+
+    def recordFormatted(self, data: bytes, records: int, acks: Optional[Counts] = None) -> None:
+        """
+        Record C{data}, C{records} whole records formatted elsewhere (by a
+        worker process); C{acks}, lines per connection id, are reported to
+        C{onDurable} once C{data} is written (and synced).
+        """
         self._pending.append(data)
         self._pendingBytes += len(data)
-        self._pendingRecords += len(lines)
-        if self.acks:
-            self._pendingAcks[context.conn] = self._pendingAcks.get(context.conn, 0) + len(lines)
+        self._pendingRecords += records
+        if self.acks and acks:
+            _merge(self._pendingAcks, acks)
         if self._pendingBytes >= self.flushBytes:
             if self._writing:
                 # The write under way may be done already, its result not yet

@@ -204,6 +204,13 @@ class Options(usage.Options):
             "redis://[:password@]host[:port][/db], rediss://... (TLS) or unix:///path/redis.sock.",
         ],
         ["redis-prefix", None, "linelogger", "Chat: the prefix of this cluster's Redis keys."],
+        [
+            "workers",
+            None,
+            "1",
+            "Worker processes that accept and serve connections (auto: one per usable core); "
+            "this process then binds the endpoints and writes the output.",
+        ],
     ]
 
     optFlags = [
@@ -230,6 +237,8 @@ class Options(usage.Options):
         usage.Options.__init__(self)
         self["port"] = []
         self["allow"] = []
+        self.arguments: List[str] = []
+
         # --help wraps each text as it is: the indentation of a docstring
         # (opt_port's, say) would show as runs of spaces.
         self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
@@ -240,6 +249,13 @@ class Options(usage.Options):
         """
         print(f"linelogger {__version__} (Twisted {copyright.version})")
         sys.exit(0)
+
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        """
+        Parse, keeping the arguments for the worker processes of C{--workers}.
+        """
+        self.arguments = list(sys.argv[1:] if options is None else options)
+        usage.Options.parseOptions(self, options)
 
     def opt_allow(self, value: str) -> None:
         """
@@ -277,6 +293,17 @@ class Options(usage.Options):
         for name in ("idle-timeout", "line-timeout", "max-rate", "connection-log-rate"):
             self[name] = nonNegativeNumber(name, self[name])
         self["fsync"] = fsyncSetting(self["fsync"])
+        try:
+            # Imported only for more than one worker: memory every process pays.
+            self["workers"] = 1 if str(self["workers"]) == "1" else workerCount(str(self["workers"]))
+        except ValueError:
+            raise usage.UsageError(
+                f"--workers takes auto or a whole number of at least 1, not {self['workers']!r}"
+            ) from None
+        if self["workers"] > 1 and self["chat"]:
+            raise usage.UsageError("--chat with --workers above 1 needs a broker: a room's members would be split")
+        if self["workers"] > 1 and self["metrics"]:
+            raise usage.UsageError("--metrics does not work with --workers above 1 yet")
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
             raise usage.UsageError("--rotate-size and --rotate-keep need --output FILE")
         if self["framing"] not in FRAMERS:
@@ -552,6 +579,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         connectionLog=not options["no-connection-log"],
         connectionLogRate=options["connection-log-rate"],
     )
+    if options.get("workers", 1) > 1:
+        return workersService(options, recorder, reactor)
     factory: LineLoggerFactory
     chat: Optional[ChatService] = None
     if options["chat"]:
@@ -613,4 +642,37 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     # Last: it starts once every listener is up (READY=1), and stops first
     # (STOPPING=1).
     NotifyService(hub, reactor).setServiceParent(top)
+    return top
+
+
+def workerCount(value: str) -> int:
+    """
+    Parse C{--workers} (see L{logger_service.workers.workerCount}).
+    """
+    from . import workers
+
+    return workers.workerCount(value)
+
+
+def workersService(options: Options, recorder: Recorder, reactor: Any) -> LineLoggerService:
+    """
+    The service of C{--workers N} (N > 1): this process binds every
+    endpoint and writes the records that N worker processes send (see
+    L{logger_service.workers}).
+    """
+    from .workers import PoolNotifyService, WorkerPool
+
+    top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
+    descriptions = [withBacklog(d, options["backlog"]) for d in options["port"]]
+    pool = WorkerPool(
+        recorder,
+        reactor,
+        descriptions,
+        options["workers"],
+        options.arguments,
+        drainTimeout=options["drain-timeout"],
+        daemon=options.get("daemon", False),
+    )
+    pool.setServiceParent(top)
+    PoolNotifyService(pool, reactor).setServiceParent(top)
     return top

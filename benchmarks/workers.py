@@ -1,0 +1,160 @@
+"""
+C{--workers N} against one process: ingest of 2M lines over 20 connections.
+
+Run as::
+
+    python -m benchmarks.workers [--lines N] [--repeat 3] [--workers 1,2] [--cpus 0,0-1]
+
+For each set of cores (C{taskset -c}; the load generator runs on the same
+cores, as it shares the machine with the server) and each worker count, it
+starts C{twistd -n linelogger --workers N --no-connection-log} with its
+output in a temporary file, sends C{--lines} lines of 100 bytes over 20
+connections with L{benchmarks.loadgen}, times from the first connect until
+the last record is in the file, and prints the median of C{--repeat} runs,
+in lines per second, and the ratio to one worker on the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def waitListening(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("twistd exited before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("twistd did not listen")
+
+
+def waitLog(path: str, text: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(path, "rb") as f:
+            if text.encode() in f.read():
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{text!r} never logged")
+
+
+def runOnce(workers: int, cpus: str, lines: int, conns: int) -> Tuple[Optional[float], Dict[str, object]]:
+    """
+    One run: lines per second, or C{None} if it did not complete, and the
+    load generator's result.
+    """
+    workdir = tempfile.mkdtemp(prefix="linelogger-workers-")
+    try:
+        port = freePort()
+        output = os.path.join(workdir, "records.out")
+        logPath = os.path.join(workdir, "twistd.log")
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        taskset = ["taskset", "-c", cpus]
+        command = [
+            *taskset,
+            sys.executable,
+            "-c",
+            "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()",
+            "-n",
+            "--pidfile=",
+            f"--logfile={logPath}",
+            "linelogger",
+            "--port",
+            f"tcp:{port}:interface=127.0.0.1",
+            "--output",
+            output,
+            "--no-connection-log",
+            "--workers",
+            str(workers),
+        ]
+        server = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            waitListening(port, server)
+            if workers > 1:
+                waitLog(logPath, f"All {workers} workers listen")
+            spec = {
+                "mode": "ingest",
+                "host": "127.0.0.1",
+                "port": port,
+                "conns": conns,
+                "lines": lines // conns,
+                "size": 100,
+                "output": output,
+                "timeout": 300,
+            }
+            done = subprocess.run(
+                [*taskset, sys.executable, "-m", "benchmarks.loadgen", json.dumps(spec)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                check=False,
+            )
+            result: Dict[str, object] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        finally:
+            server.terminate()
+            server.wait(120)
+        elapsed = result.get("elapsed")
+        if not result.get("completed") or not isinstance(elapsed, float):
+            return None, result
+        return lines / elapsed, result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--lines", type=int, default=2_000_000)
+    parser.add_argument("--conns", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--cpus", default="0,0-1", help="taskset core lists to try, separated by commas: 0 or 0-1")
+    args = parser.parse_args(argv)
+    counts = [int(w) for w in args.workers.split(",")]
+    for cpus in args.cpus.split(","):
+        base: Optional[float] = None
+        for workers in counts:
+            rates: List[float] = []
+            for _ in range(args.repeat):
+                rate, result = runOnce(workers, cpus, args.lines, args.conns)
+                if rate is None:
+                    print(f"cores {cpus} workers {workers}: run failed: {result.get('why')}", flush=True)
+                else:
+                    rates.append(rate)
+            if not rates:
+                continue
+            median = statistics.median(rates)
+            if base is None:
+                base = median
+            runs = ", ".join(f"{r / 1e6:.2f}" for r in rates)
+            print(
+                f"cores {cpus:4} workers {workers}: median {median / 1e6:.2f}M lines/s "
+                f"(runs {runs}), {median / base:.2f}x the first",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,457 @@
+"""
+The supervisor of C{--workers N}: bind once, run N worker processes, write their records.
+
+The supervisor binds every C{--port} endpoint itself (so privileged ports,
+UNIX sockets, systemd sockets, C{ssl:} and C{haproxy:} work as with one
+process) but never accepts: each worker adopts the listening sockets
+(L{logger_service.worker}) and the kernel hands each new connection to one
+of them.  Workers send formatted records over a UNIX socket; the supervisor
+writes them with its one L{Recorder} (so C{--format}, C{--rotate-size},
+SIGHUP reopen and C{--fsync} work as with one process), and tells each
+worker when a batch is written (and synced), which is when the worker
+acknowledges its lines.
+
+A worker that exits unasked is logged and replaced.  SIGTERM stops every
+worker (each drains its connections), waits for their last records, then
+closes the output.  Workers die with the supervisor (C{PR_SET_PDEATHSIG},
+and a lost socket).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import sys
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
+
+from twisted.application.service import Service
+from twisted.internet import endpoints
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .recorder import Counts, Recorder
+from .systemd import NotifyService
+from .worker import BATCH, DONE, LINK_FD, READY, SEQ, MessageProtocol, decodeBatch
+
+log = Logger()
+
+FIRST_LISTEN_FD = 10
+"""Workers find the listening sockets from this descriptor on."""
+
+LINK_BUFFER = 1 << 20
+"""Socket buffer and read size between a worker and the supervisor."""
+
+RESTART_DELAY = 1.0
+"""Seconds before replacing a worker that lived less than this."""
+
+
+def usableCores() -> int:
+    """
+    The number of cores this process may run on.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def workerCount(value: str) -> int:
+    """
+    Parse C{--workers}: a whole number of at least 1, or C{auto}.
+
+    @raise ValueError: if it is neither.
+    """
+    if value == "auto":
+        return usableCores()
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+class ReusePortBinder:
+    """
+    A reactor for endpoint parsers whose C{listenTCP} and C{listenSSL} bind
+    C{count} sockets to the address with C{SO_REUSEPORT}, one per worker,
+    so that the kernel spreads new connections evenly across the workers
+    (a shared socket hands a burst of connects to whichever worker wakes
+    first).  The supervisor keeps them all, never accepting on them: a
+    replaced worker adopts the same socket, and connections queued on it
+    meanwhile wait instead of being lost.  Other listens (UNIX, systemd)
+    bind one socket, which all workers share.
+
+    @ivar ports: the ports of the last C{listenTCP}/C{listenSSL}, or empty.
+    """
+
+    def __init__(self, reactor: Any, count: int) -> None:
+        self._reactor = reactor
+        self._count = count
+        self.ports: List[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+        host = interface or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+        for _ in range(self._count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind((host, port))
+                sock.listen(backlog)
+                sock.setblocking(False)
+                # Ephemeral (0): the others take the port the first got.
+                port = sock.getsockname()[1]
+                self.ports.append(self._reactor.adoptStreamPort(sock.fileno(), family, factory))
+            except OSError as e:
+                raise CannotListenError(interface, port, e) from None
+            finally:
+                sock.close()
+        return self.ports[0]
+
+    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = "") -> Any:
+        return self.listenTCP(port, factory, backlog, interface)
+
+
+class WorkerLink(MessageProtocol):
+    """
+    The supervisor's end of one worker's socket: batches in, "written" out.
+    """
+
+    def __init__(self, pool: WorkerPool, worker: WorkerProcess) -> None:
+        MessageProtocol.__init__(self)
+        self.pool = pool
+        self.worker = worker
+        self._done: List[int] = []
+
+    def messageReceived(self, message: bytes) -> None:
+        """
+        Record a batch, or note that the worker listens.
+        """
+        kind = message[:1]
+        if kind == BATCH:
+            seq, records, acks, data = decodeBatch(message)
+            self.pool.recordBatch(self, seq, data, records, acks)
+        elif kind == READY:
+            self.worker.ready = True
+            self.pool.workerReady(self.worker)
+
+    def written(self, seq: int) -> None:
+        """
+        Batch C{seq} is written: tell the worker at the end of this turn.
+        """
+        if not self._done:
+            self.pool.reactor.callLater(0, self._sendDone)
+        self._done.append(seq)
+
+    def _sendDone(self) -> None:
+        done, self._done = self._done, []
+        if self.transport is not None and self.connected:
+            self.sendMessage([DONE, b"".join([SEQ.pack(seq) for seq in done])])
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        """
+        The worker is gone (its exit is handled by its process protocol).
+        """
+        self.pool.linkLost(self)
+
+
+class WorkerProcess(ProcessProtocol):
+    """
+    One worker process: its log lines become the supervisor's, its exit is
+    reported to the pool.
+    """
+
+    def __init__(self, pool: WorkerPool, slot: int, generation: int) -> None:
+        self.pool = pool
+        self.slot = slot
+        self.generation = generation
+        self.ready = False
+        self.started = pool.reactor.seconds()
+        self.exited: Deferred[None] = Deferred()
+        self.link: Optional[WorkerLink] = None
+        self._partial = b""
+
+    def errReceived(self, data: bytes) -> None:
+        """
+        Log what the worker logs, line by line.
+        """
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line:
+                log.info("worker {slot}: {line}", slot=self.slot + 1, line=line.decode("utf-8", "replace"))
+
+    outReceived = errReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        """
+        Report the exit to the pool.
+        """
+        if self._partial:
+            self.errReceived(b"\n")
+        self.pool.workerEnded(self, reason)
+        self.exited.callback(None)
+
+
+class WorkerPool(Service):
+    """
+    Bind the endpoints, run the workers, write what they send.
+
+    @ivar recorder: the one output.
+    @ivar descriptions: the endpoint descriptions to bind.
+    @ivar count: how many workers to run.
+    @ivar argv: the C{linelogger} options each worker gets.
+    @ivar onReady: called once every worker of the first set listens.
+    """
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        reactor: Any,
+        descriptions: List[str],
+        count: int,
+        argv: List[str],
+        drainTimeout: float = 30.0,
+        daemon: bool = False,
+    ) -> None:
+        self.recorder = recorder
+        self.reactor = reactor
+        self.descriptions = descriptions
+        self.count = count
+        self.argv = argv
+        self.drainTimeout = drainTimeout
+        self.daemon = daemon
+        self.onReady: Callable[[], None] = lambda: None
+        self.ports: List[List[Any]] = []
+        self.workers: Dict[int, WorkerProcess] = {}
+        self.replaced = 0
+        self._generations: Dict[int, int] = {}
+        self._batches: Dict[int, Tuple[WorkerLink, int]] = {}
+        self._keys = itertools.count(1)
+        self._stopping = False
+        self._readyCalled = False
+        recorder.acks = True
+        recorder.onDurable = self._durable
+        recorder.onPressure = self._pressure
+        self._links: List[WorkerLink] = []
+        self._paused = False
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind every endpoint, without accepting on it.
+        """
+        Service.privilegedStartService(self)
+        for description in self.descriptions:
+            binder = ReusePortBinder(self.reactor, self.count)
+            endpoint = endpoints.serverFromString(binder, description)
+            result: List[Any] = []
+            endpoint.listen(Factory.forProtocol(Protocol)).addBoth(result.append)
+            if not result:
+                raise CannotListenError(None, description, "the endpoint did not listen at once")
+            if isinstance(result[0], Failure):
+                result[0].raiseException()
+            ports = binder.ports or [result[0]]
+            for port in ports:
+                port.stopReading()
+            self.ports.append(ports)
+
+    def _listening(self, slot: int) -> List[Tuple[int, int]]:
+        """
+        The listening socket of each endpoint for worker C{slot}: its own
+        C{SO_REUSEPORT} socket, or the one all share.
+        """
+        listening = []
+        for ports in self.ports:
+            sock = ports[slot % len(ports)].socket
+            listening.append((sock.fileno(), int(sock.family)))
+        return listening
+
+    def startService(self) -> None:
+        """
+        Start the workers.
+        """
+        Service.startService(self)
+        for slot in range(self.count):
+            self._spawn(slot)
+
+    def _spawn(self, slot: int) -> None:
+        generation = self._generations.get(slot, -1) + 1
+        self._generations[slot] = generation
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for end in (ours, theirs):
+            # Fewer, larger reads and writes (the kernel caps these at
+            # net.core.wmem_max and rmem_max).
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER)
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LINK_BUFFER)
+        childFDs: Dict[int, Any] = {0: "w", 1: "r", 2: "r", LINK_FD: theirs.fileno()}
+        listen = []
+        for index, (fd, family) in enumerate(self._listening(slot)):
+            childFDs[FIRST_LISTEN_FD + index] = fd
+            listen.append(f"{FIRST_LISTEN_FD + index}:{int(family)}")
+        env = dict(os.environ)
+        env["LINELOGGER_WORKER"] = f"{slot}:{self.count}:{generation}"
+        env["LINELOGGER_LISTEN"] = ",".join(listen)
+        env.pop("LISTEN_FDS", None)
+        env.pop("LISTEN_PID", None)
+        env.pop("NOTIFY_SOCKET", None)
+        worker = WorkerProcess(self, slot, generation)
+        try:
+            self.reactor.spawnProcess(
+                worker,
+                sys.executable,
+                [sys.executable, "-m", "logger_service.worker", *self.argv],
+                env=env,
+                childFDs=childFDs,
+            )
+        finally:
+            theirs.close()
+        self.workers[slot] = worker
+        link = WorkerLink(self, worker)
+        worker.link = link
+        self.reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: link))
+        ours.close()
+        if link.transport is not None:
+            link.transport.bufferSize = LINK_BUFFER  # type: ignore[attr-defined]
+        self._links.append(link)
+        if self._paused:
+            link.transport.pauseProducing()  # type: ignore[union-attr]
+        log.info("Started worker {slot} (pid {pid})", slot=slot + 1, pid=getattr(worker.transport, "pid", None))
+
+    def workerReady(self, worker: WorkerProcess) -> None:
+        """
+        A worker listens; once all do, say so.
+        """
+        if not self._readyCalled and all(w.ready for w in self.workers.values()):
+            self._readyCalled = True
+            log.info("All {count} workers listen", count=self.count)
+            self.onReady()
+
+    def workerEnded(self, worker: WorkerProcess, reason: Failure) -> None:
+        """
+        A worker exited: replace it, unless stopping.
+        """
+        if self.workers.get(worker.slot) is worker:
+            del self.workers[worker.slot]
+        if self._stopping:
+            return
+        self.replaced += 1
+        log.error(
+            "Worker {slot} (pid {pid}) ended: {reason}; starting another",
+            slot=worker.slot + 1,
+            pid=getattr(worker.transport, "pid", None),
+            reason=reason.getErrorMessage(),
+        )
+        lived = self.reactor.seconds() - worker.started
+        delay = 0 if lived >= RESTART_DELAY else RESTART_DELAY
+        self.reactor.callLater(delay, self._replace, worker.slot)
+
+    def _replace(self, slot: int) -> None:
+        if not self._stopping and slot not in self.workers:
+            self._spawn(slot)
+
+    def recordBatch(self, link: WorkerLink, seq: int, data: memoryview, records: int, acks: Counts) -> None:
+        """
+        Record a worker's batch; tell it once the batch is written.
+        """
+        key = next(self._keys)
+        self._batches[key] = (link, seq)
+        # A view, not a copy: the recorder only joins and measures it.
+        self.recorder.recordFormatted(cast(bytes, data), records, {key: 1})
+
+    def _durable(self, counts: Counts) -> None:
+        for key in counts:
+            batch = self._batches.pop(key, None)
+            if batch is not None:
+                batch[0].written(batch[1])
+
+    def _pressure(self, paused: bool) -> None:
+        """
+        The output is behind: stop reading from the workers (whose own
+        buffers then fill and pause their input), or start again.
+        """
+        self._paused = paused
+        for link in self._links:
+            if link.transport is not None:
+                if paused:
+                    link.transport.pauseProducing()  # type: ignore[attr-defined]
+                else:
+                    link.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def linkLost(self, link: WorkerLink) -> None:
+        """
+        Forget a worker's socket.
+        """
+        if link in self._links:
+            self._links.remove(link)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        SIGTERM every worker, wait until each has drained and exited, then
+        write the last records and close the output.
+        """
+        Service.stopService(self)
+        self._stopping = True
+        if self._paused:
+            self._pressure(False)
+        waits = []
+        for worker in list(self.workers.values()):
+            waits.append(worker.exited)
+            try:
+                worker.transport.signalProcess("TERM")  # type: ignore[union-attr]
+            except Exception:
+                pass
+        stopped: Deferred[None] = Deferred()
+
+        def killLate() -> None:
+            for worker in list(self.workers.values()):
+                log.warn("Worker {slot} did not stop: killing it", slot=worker.slot + 1)
+                try:
+                    worker.transport.signalProcess("KILL")  # type: ignore[union-attr]
+                except Exception:
+                    pass
+
+        late = self.reactor.callLater(self.drainTimeout * 2 + 5, killLate)
+
+        def allExited(_: object) -> Deferred[None]:
+            if late.active():
+                late.cancel()
+            for ports in self.ports:
+                for port in ports:
+                    port.stopListening()
+            self.ports = []
+            return self.recorder.close(self.drainTimeout).addCallback(lambda _: None)
+
+        DeferredList(waits).addCallback(allExited).addBoth(lambda _: stopped.callback(None))
+        return stopped
+
+
+class PoolNotifyService(NotifyService):
+    """
+    systemd notification for C{--workers}: C{READY=1} once every worker
+    listens (not when the supervisor has bound the endpoints), then the
+    status and watchdog pings as with one process.
+    """
+
+    def __init__(self, pool: WorkerPool, clock: Any) -> None:
+        NotifyService.__init__(self, None, clock)  # type: ignore[arg-type]
+        self.pool = pool
+
+    def startService(self) -> None:
+        """
+        Wait for the workers; then notify.
+        """
+        self.pool.onReady = lambda: NotifyService.startService(self)
+
+    def status(self) -> str:
+        """
+        The supervisor's counts: C{2 workers, 3456 records written}.
+        """
+        pool = self.pool
+        return f"{len(pool.workers)} workers, {pool.recorder.recordsWritten} records written"
