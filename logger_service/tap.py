@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
@@ -520,6 +520,41 @@ def listenError(error: Exception) -> str:
     return f"cannot listen: {error}"
 
 
+def connectionParts(options: Options, recorder: Any, reactor: Any, listeners: int) -> Tuple[Hub, Dict[str, Any], Any]:
+    """
+    What serving connections takes, from the options: the hub (with the
+    connection limits fitted to this process's open-file limit, see
+    L{logger_service.fdlimit}) and the settings of the protocol factory.
+
+    @param listeners: how many listening sockets this process holds.
+    @return: the hub, the factory settings and the descriptor plan.
+    """
+    try:
+        descriptors = fdlimit.fit(options["max-connections"], options["backlog"], listeners)
+    except ValueError as e:
+        raise SystemExit(f"linelogger: {e}") from None
+    if descriptors.message is not None:
+        log.warn("{message}", message=descriptors.message)
+    limits = ConnectionLimits(descriptors.maxConnections, options["max-per-ip"], options["allow"])
+    hub = Hub(recorder, limits)
+    greeting = options["greeting"]
+    settings: Dict[str, Any] = dict(
+        maxLineLength=options["max-line-length"],
+        longLines=options["long-lines"],
+        greeting=greeting.encode("utf-8") if greeting is not None else None,
+        idleTimeout=options["idle-timeout"],
+        lineTimeout=options["line-timeout"],
+        acceptsPerTurn=descriptors.acceptsPerTurn,
+        maxRate=options["max-rate"],
+        acks=options["ack"],
+        clock=reactor,
+        framing=options["framing"],
+        connectionLog=not options["no-connection-log"],
+        connectionLogRate=options["connection-log-rate"],
+    )
+    return hub, settings, descriptors
+
+
 def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerService:
     """
     Build the linelogger service from parsed options.
@@ -556,29 +591,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         acks=options["ack"],
     )
     listeners = len(options["port"]) + (1 if options["metrics"] else 0)
-    try:
-        descriptors = fdlimit.fit(options["max-connections"], options["backlog"], listeners)
-    except ValueError as e:
-        raise SystemExit(f"linelogger: {e}") from None
-    if descriptors.message is not None:
-        log.warn("{message}", message=descriptors.message)
-    limits = ConnectionLimits(descriptors.maxConnections, options["max-per-ip"], options["allow"])
-    hub = Hub(recorder, limits)
-    greeting = options["greeting"]
-    settings = dict(
-        maxLineLength=options["max-line-length"],
-        longLines=options["long-lines"],
-        greeting=greeting.encode("utf-8") if greeting is not None else None,
-        idleTimeout=options["idle-timeout"],
-        lineTimeout=options["line-timeout"],
-        acceptsPerTurn=descriptors.acceptsPerTurn,
-        maxRate=options["max-rate"],
-        acks=options["ack"],
-        clock=reactor,
-        framing=options["framing"],
-        connectionLog=not options["no-connection-log"],
-        connectionLogRate=options["connection-log-rate"],
-    )
+    hub, settings, descriptors = connectionParts(options, recorder, reactor, listeners)
     if options.get("workers", 1) > 1:
         return workersService(options, recorder, reactor)
     factory: LineLoggerFactory

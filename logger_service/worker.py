@@ -23,7 +23,6 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
-import resource
 import signal
 import socket
 import struct
@@ -365,22 +364,6 @@ def setParentDeathSignal(signum: int = signal.SIGKILL) -> None:
         pass
 
 
-def raiseOpenFileLimit() -> Tuple[int, int]:
-    """
-    Raise this process's soft limit on open descriptors to its hard limit.
-
-    @return: the soft and hard limits now.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (OSError, ValueError):
-            pass
-    return soft, hard
-
-
 def workerPlace(environ: Dict[str, str]) -> Tuple[int, int, int]:
     """
     C{LINELOGGER_WORKER}: this worker's slot, the number of workers, and
@@ -405,34 +388,20 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
     @return: the service, and the deferred that fires once every listening
         socket is adopted.
     """
-    from .hub import Hub, HubService
-    from .limits import ConnectionLimits
+    from .hub import HubService
     from .protocol import LineLoggerFactory
-    from .tap import Options, withBacklog
+    from .tap import Options, connectionParts, withBacklog
 
     options = Options()
     options.parseOptions(list(argv))
     slot, count, generation = workerPlace(environ)
     recorder = ForwardingRecorder(reactor, format=options["format"], bufferBytes=options["buffer"], acks=options["ack"])
-    limits = ConnectionLimits(options["max-connections"], options["max-per-ip"], options["allow"])
-    hub = Hub(recorder, limits)  # type: ignore[arg-type]
+    # Limits, descriptors included, are this worker's own (see README).
+    hub, settings, descriptors = connectionParts(options, recorder, reactor, len(options["port"]))
     # Connection numbers unique across the workers: worker SLOT numbers
     # SLOT+1, SLOT+1+COUNT, ...
     hub._ids = itertools.count(slot + 1 + count * CONN_ID_GENERATION * generation, count)
-    greeting = options["greeting"]
-    factory = LineLoggerFactory(
-        hub,
-        maxLineLength=options["max-line-length"],
-        longLines=options["long-lines"],
-        greeting=greeting.encode("utf-8") if greeting is not None else None,
-        idleTimeout=options["idle-timeout"],
-        maxRate=options["max-rate"],
-        acks=options["ack"],
-        clock=reactor,
-        framing=options["framing"],
-        connectionLog=not options["no-connection-log"],
-        connectionLogRate=options["connection-log-rate"],
-    )
+    factory = LineLoggerFactory(hub, **settings)
     top = MultiService()
     HubService(
         hub, reactor, drainTimeout=options["drain-timeout"], connectionLog=factory.connectionLogger
@@ -445,7 +414,7 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
 
     for description, (fd, family) in zip(ports, sockets):
         adopting = AdoptingReactor(reactor, fd, family)
-        endpoint = endpoints.serverFromString(adopting, withBacklog(adoptable(description), options["backlog"]))
+        endpoint = endpoints.serverFromString(adopting, withBacklog(adoptable(description), descriptors.backlog))
         service = StreamServerEndpointService(endpoint, factory)
         service._raiseSynchronously = True
         service.setServiceParent(top)
@@ -463,7 +432,6 @@ def main(argv: Sequence[str], environ: Optional[Dict[str, str]] = None) -> None:
     if os.getppid() == 1:
         raise SystemExit("linelogger worker: the supervisor is gone")
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    raiseOpenFileLimit()
     from twisted.internet import reactor as _reactor
 
     reactor: Any = _reactor
