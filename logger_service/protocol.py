@@ -22,11 +22,10 @@ from twisted.python.failure import Failure
 
 from .connlog import ConnectionLog
 from .fdlimit import AcceptPacer
-from .framing import LongLines
+from .framing import FRAMERS, Framer, LongLines
 from .hub import Hub
 from .limits import TokenBucket
 from .records import RecordContext
-from .syslogframing import FRAMERS, Framer, framingErrors
 
 log = Logger()
 
@@ -70,7 +69,7 @@ class LineLoggerFactory(Factory):
     @ivar connectionLogger: logs connections and disconnections, or
         C{None} without C{connectionLog}.
     @ivar framing: how lines end: C{lf}, C{nul}, C{octet} or C{auto} (see
-        L{logger_service.syslogframing}).
+        L{logger_service.framing}).
     @ivar acceptPacer: paces the listeners' accepts where the open-file
         limit is short, or C{None}.
     """
@@ -331,7 +330,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self.linesReceived(lines)
         if framer.oversizeLines and not self._warnedLong:
             self._longLine()
-        if not self._framingChecked and framingErrors(framer):
+        if not self._framingChecked and framer.framingErrors:
             self._framingChecked = True
             self.factory.hub.framingErrors += 1
             # A warning in auto mode too: the client meant one framing and
