@@ -26,17 +26,9 @@ from .framing import FRAMERS, Framer, LongLines
 from .hub import Hub
 from .limits import TokenBucket
 from .records import RecordContext
+from .twistedprivate import isProxyWrapper
 
 log = Logger()
-
-try:
-    # Twisted exports only proxyEndpoint; the wrapper class is how a
-    # protocol can tell that the client's address comes later, in a header.
-    from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper as _ProxyWrapper
-
-    _PROXY_WRAPPERS: tuple = (_ProxyWrapper,)
-except ImportError:  # pragma: no cover
-    _PROXY_WRAPPERS = ()
 
 
 class IConnection(ITCPTransport, IPushProducer, ISystemHandle):
@@ -175,7 +167,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         if self.factory.acceptPacer is not None:
             self.factory.acceptPacer.watch(self.transport)
-        if isinstance(self.transport, _PROXY_WRAPPERS):
+        if isProxyWrapper(self.transport):
             self._awaitingProxyHeader = True
             # Known to the hub, so that a shutdown drains what it sent too.
             self.factory.hub.awaitingHeader[id(self)] = self
