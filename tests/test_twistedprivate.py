@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any, List
+from typing import Any, List, Optional
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import (
@@ -141,11 +141,22 @@ class WriteBufferTests(SynchronousTestCase):
         self.assertEqual(client.recv(10), b"abcdef")
 
 
+try:
+    # The web extra: Twisted >= 25.5 and wsproto.
+    import twisted.web.websocket  # noqa: F401
+except ImportError:
+    WEB_MISSING: Optional[str] = "the web extra (Twisted>=25.5 with websocket) is not installed"
+else:
+    WEB_MISSING = None
+
+
 class WebSocketTests(SynchronousTestCase):
     """
     L{webSocketTCP} finds the transport under Twisted's WebSocket
     transport.
     """
+
+    skip = WEB_MISSING
 
     def test_transportUnderWebSocket(self) -> None:
         """
