@@ -22,22 +22,13 @@ from twisted.python.failure import Failure
 
 from .connlog import ConnectionLog
 from .fdlimit import AcceptPacer
-from .framing import LongLines
+from .framing import FRAMERS, Framer, LongLines
 from .hub import Hub
 from .limits import TokenBucket
 from .records import RecordContext
-from .syslogframing import FRAMERS, Framer, framingErrors
+from .twistedprivate import isProxyWrapper
 
 log = Logger()
-
-try:
-    # Twisted exports only proxyEndpoint; the wrapper class is how a
-    # protocol can tell that the client's address comes later, in a header.
-    from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper as _ProxyWrapper
-
-    _PROXY_WRAPPERS: tuple = (_ProxyWrapper,)
-except ImportError:  # pragma: no cover
-    _PROXY_WRAPPERS = ()
 
 
 class IConnection(ITCPTransport, IPushProducer, ISystemHandle):
@@ -70,7 +61,7 @@ class LineLoggerFactory(Factory):
     @ivar connectionLogger: logs connections and disconnections, or
         C{None} without C{connectionLog}.
     @ivar framing: how lines end: C{lf}, C{nul}, C{octet} or C{auto} (see
-        L{logger_service.syslogframing}).
+        L{logger_service.framing}).
     @ivar acceptPacer: paces the listeners' accepts where the open-file
         limit is short, or C{None}.
     """
@@ -176,7 +167,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         if self.factory.acceptPacer is not None:
             self.factory.acceptPacer.watch(self.transport)
-        if isinstance(self.transport, _PROXY_WRAPPERS):
+        if isProxyWrapper(self.transport):
             self._awaitingProxyHeader = True
             # Known to the hub, so that a shutdown drains what it sent too.
             self.factory.hub.awaitingHeader[id(self)] = self
@@ -331,7 +322,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self.linesReceived(lines)
         if framer.oversizeLines and not self._warnedLong:
             self._longLine()
-        if not self._framingChecked and framingErrors(framer):
+        if not self._framingChecked and framer.framingErrors:
             self._framingChecked = True
             self.factory.hub.framingErrors += 1
             # A warning in auto mode too: the client meant one framing and

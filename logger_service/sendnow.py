@@ -13,8 +13,8 @@ transport has nothing buffered (so order is kept), and hands whatever the
 kernel did not take, and everything after it until the transport's buffer
 is empty again, to C{transport.write} as usual.  Errors are left for the
 transport to find on its own.  It relies on the buffer attributes of
-Twisted's C{FileDescriptor} (C{dataBuffer}, C{_tempDataLen}); for any other
-transport (TLS, PROXY-protocol wrappers, test doubles) or if those
+Twisted's C{FileDescriptor} (L{twistedprivate.bufferedBytes}); for any
+other transport (TLS, PROXY-protocol wrappers, test doubles) or if those
 attributes are missing, it is plain C{transport.write}.
 """
 
@@ -26,6 +26,8 @@ from typing import Callable
 from twisted.internet import tcp
 from twisted.internet.interfaces import ITransport
 
+from .twistedprivate import bufferedBytes, hasWriteBuffers
+
 
 def canSendNow(transport: ITransport) -> bool:
     """
@@ -33,8 +35,7 @@ def canSendNow(transport: ITransport) -> bool:
     """
     return (
         isinstance(transport, tcp.Connection)
-        and isinstance(getattr(transport, "dataBuffer", None), bytes)
-        and isinstance(getattr(transport, "_tempDataLen", None), int)
+        and hasWriteBuffers(transport)
         and isinstance(getattr(transport, "socket", None), socket.socket)
     )
 
@@ -52,7 +53,7 @@ def sendNow(transport: ITransport) -> Callable[[bytes], None]:
     write = connection.write
 
     def writeNow(data: bytes) -> None:
-        if connection.dataBuffer or connection._tempDataLen or connection.disconnecting or not connection.connected:
+        if bufferedBytes(connection) or connection.disconnecting or not connection.connected:
             write(data)
             return
         try:

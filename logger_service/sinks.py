@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from twisted.python.logfile import LogFile
 from zope.interface import Interface, implementer
 
+from .twistedprivate import OpenableLogFile
+
 log = Logger()
 
 
@@ -53,7 +55,7 @@ class IRecordSink(Interface):
         """
 
 
-class _AppendingLogFile(LogFile):
+class _AppendingLogFile(OpenableLogFile):
     """
     L{LogFile}'s size-based rotation over a file opened with C{O_APPEND},
     whose writes report how much they wrote instead of losing a short write.
@@ -84,10 +86,14 @@ class _AppendingLogFile(LogFile):
         self._cannotRotate = False
         LogFile.__init__(self, name, directory, rotateLength=rotateLength, maxRotatedFiles=maxRotatedFiles)
 
-    def _openFile(self) -> None:
+    def openFile(self) -> None:
+        """
+        Open the path for appending, and end a record the last run left
+        part way written.
+        """
         self.closed = False
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, self.defaultMode or 0o644)
-        self._file = os.fdopen(fd, "ab", 0)
+        self.file = os.fdopen(fd, "ab", 0)
         self.size = os.fstat(fd).st_size
         # The file may be new: its name is durable once the directory is.
         self._directoryDirty = True
@@ -114,7 +120,7 @@ class _AppendingLogFile(LogFile):
         """
         limit = self.rotateLength
         if not limit or self.size + len(data) < limit:
-            written = _writeSome(self._file.fileno(), data)
+            written = _writeSome(self.file.fileno(), data)
             self.size += written
             return written
         done = 0
@@ -129,7 +135,7 @@ class _AppendingLogFile(LogFile):
                 else:
                     # Up to the end of the record that reaches the limit.
                     end = data.find(b"\n", done + room - 1) + 1 or len(data)
-                written = _writeSome(self._file.fileno(), data[done:end])
+                written = _writeSome(self.file.fileno(), data[done:end])
                 self.size += written
                 done += written
                 if done < end:
@@ -156,7 +162,7 @@ class _AppendingLogFile(LogFile):
                 log.error("Cannot rotate {path}: no write permission; writing on past the limit", path=self.path)
             return
         self._cannotRotate = False
-        old = self._file
+        old = self.file
         if self.durable:
             _sync(old.fileno())
         for i in reversed(self.listLogs()):
@@ -167,7 +173,7 @@ class _AppendingLogFile(LogFile):
         rotated = f"{self.path}.1"
         os.rename(self.path, rotated)
         size = self.size
-        self._openFile()
+        self.openFile()
         old.close()
         log.info("Rotated {path} to {rotated} at {size} bytes", path=self.path, rotated=rotated, size=size)
         if self.durable:
@@ -178,11 +184,11 @@ class _AppendingLogFile(LogFile):
         Open the path again; close the old file (synced first, when
         C{durable}) only once the new one is open.
         """
-        old = self._file
+        old = self.file
         previous = _nameOf(old.fileno())
         if self.durable:
             _sync(old.fileno())
-        self._openFile()
+        self.openFile()
         old.close()
         log.info("Reopened {path}; the records before are in {previous}", path=self.path, previous=previous)
         if self.durable:
@@ -213,7 +219,7 @@ class _AppendingLogFile(LogFile):
         """
         The descriptor of the current file.
         """
-        return self._file.fileno()
+        return self.file.fileno()
 
 
 @implementer(IRecordSink)

@@ -32,6 +32,7 @@ from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
 from .systemd import socketActivationProblem
+from .twistedprivate import tcpEndpointAddress, unixEndpointPath, wrappedEndpoint
 
 TLS_EXTRA = "pip install 'linelogger[tls]'"
 """How to install what C{ssl:} endpoints need."""
@@ -142,10 +143,9 @@ def checkEndpoint(
     """
     where = f"{option} {description}"
     endpoint = _parse(option, description, reactor)
-    inner = getattr(endpoint, "_wrappedEndpoint", endpoint)
+    inner = wrappedEndpoint(endpoint)
     if isinstance(inner, (TCP4ServerEndpoint, TCP6ServerEndpoint, SSL4ServerEndpoint)):
-        port = getattr(inner, "_port", None)
-        interface = getattr(inner, "_interface", "")
+        port, interface = tcpEndpointAddress(inner)
         if not isinstance(port, int):
             return
         if not 0 <= port <= 65535:
@@ -154,7 +154,7 @@ def checkEndpoint(
             family = socket.AF_INET6 if isinstance(inner, TCP6ServerEndpoint) else socket.AF_INET
             _tryBind(family, interface, port)
     elif isinstance(inner, UNIXServerEndpoint) and rundir is not None:
-        path = getattr(inner, "_address", None)
+        path = unixEndpointPath(inner)
         if not isinstance(path, str) or path.startswith("\0"):
             return
         directory = os.path.dirname(os.path.join(rundir, path)) or "."

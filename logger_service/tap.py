@@ -19,7 +19,7 @@ from twisted.python import usage
 from twisted import copyright
 
 from . import __version__, fdlimit
-from .framing import LongLines
+from .framing import FRAMERS, LongLines
 from .hub import Hub, HubService
 from .limits import ConnectionLimits, parseNetwork
 from .protocol import LineLoggerFactory
@@ -27,7 +27,6 @@ from .recorder import Recorder
 from .records import FORMATTERS
 from .sinks import FileSink, IRecordSink, StreamSink
 from .startup import StartupError, checkEndpoint
-from .syslogframing import FRAMERS
 from .systemd import NotifyService
 from .writer import ThreadWriter
 

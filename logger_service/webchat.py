@@ -28,6 +28,7 @@ from wsproto.utilities import LocalProtocolError
 
 from .chatservice import ChatFactory, ChatProtocol
 from .sendnow import sendNow
+from .twistedprivate import webSocketTCP
 
 log = Logger()
 
@@ -253,7 +254,7 @@ class WebChatMember:
                     self._tooBig()
 
         channel.dataReceived = countedReceived  # type: ignore[method-assign]
-        self.transport = LineTransport(self._wire, self._wire.transport)
+        self.transport = LineTransport(self._wire, webSocketTCP(self._wire))
         protocol = self.protocol = self.factory.buildProtocol(self.transport.getPeer())
         protocol.makeConnection(self.transport)
 

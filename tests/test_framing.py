@@ -1,733 +1,383 @@
 """
-Tests for L{logger_service.framing}: turning a TCP byte stream into lines.
+Tests for L{logger_service.framing}: the registry, and what every framing
+shares (chunking never matters, bounded buffers, idle framers, record types).
 """
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Tuple
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.framing import PARTIAL, SPLIT, TRUNCATED, Line, LineFramer, LongLines, lineFlags
+from logger_service.framing import (
+    FRAMERS,
+    PARTIAL,
+    SPLIT,
+    TRUNCATED,
+    AutoFramer,
+    Line,
+    LineFramer,
+    LongLines,
+    NulFramer,
+    OctetFramer,
+    SyslogLineFramer,
+)
+from logger_service.framing.octet import MAX_DIGITS
+from tests.framingmodels import (
+    FACTORIES,
+    MAX_LENGTHS,
+    MESSAGES,
+    POLICIES,
+    PROPERTY,
+    FramerFactory,
+    Record,
+    chunkedStreams,
+    cutInto,
+    frame,
+    octetFrame,
+    records,
+    referenceDefault,
+    referenceNul,
+    referenceOctet,
+    syslogAt,
+    translateDefault,
+)
 
-PROPERTY = settings(max_examples=300, deadline=None)
 
-Record = Tuple[bytes, int]
-
-
-def records(lines: Sequence[bytes]) -> List[Record]:
+class RegistryTests(SynchronousTestCase):
     """
-    Return C{lines} as C{(payload, flags)} pairs, which compare exactly.
-    """
-    return [(bytes(line), lineFlags(line)) for line in lines]
-
-
-def frame(
-    chunks: Sequence[bytes], maxLength: int = 8, policy: LongLines = LongLines.split
-) -> Tuple[List[Record], LineFramer]:
-    """
-    Feed C{chunks} to a new framer, finish the stream, and return the records
-    and the framer.
-    """
-    framer = LineFramer(maxLength, policy)
-    out: List[bytes] = []
-    for chunk in chunks:
-        out.extend(framer.feed(chunk))
-    out.extend(framer.finish())
-    return records(out), framer
-
-
-def logicalLines(data: bytes) -> Tuple[List[bytes], bytes]:
-    """
-    The reference framing: the terminated lines of C{data} (LF removed, and a
-    CR directly before it), and the unterminated rest.
-    """
-    parts = data.split(b"\n")
-    rest = parts.pop()
-    return [p[:-1] if p.endswith(b"\r") else p for p in parts], rest
-
-
-# Streams rich in the bytes that matter to framing (CR, LF, CRLF), plus
-# arbitrary bytes.
-_PIECES = st.sampled_from([b"a", b"b", b"\r", b"\n", b"\r\n", b"\x00", b"\xff", b"xyz"])
-STREAMS = st.one_of(st.lists(_PIECES, max_size=40).map(b"".join), st.binary(max_size=40))
-MAX_LENGTHS = st.integers(min_value=1, max_value=8)
-POLICIES = st.sampled_from(list(LongLines))
-
-
-@st.composite
-def chunkedStreams(draw: st.DrawFn) -> Tuple[bytes, List[bytes]]:
-    """
-    A stream and one way of cutting it into chunks (empty chunks included).
-    """
-    data = draw(STREAMS)
-    cuts = sorted(draw(st.lists(st.integers(min_value=0, max_value=len(data)), max_size=12)))
-    bounds = [0, *cuts, len(data)]
-    return data, [data[a:b] for a, b in zip(bounds, bounds[1:])]
-
-
-class LineTests(SynchronousTestCase):
-    """
-    L{Line} is bytes with flags; L{lineFlags} reads the flags of any line.
+    L{FRAMERS} maps the C{--framing} names to framer classes.
     """
 
-    def test_lineIsBytes(self) -> None:
+    def test_names(self) -> None:
         """
-        A L{Line} compares equal to the bytes it holds and keeps its flags.
+        The four names map to the four framers.
         """
-        line = Line(b"abc", SPLIT | PARTIAL)
-        self.assertIsInstance(line, bytes)
-        self.assertEqual(line, b"abc")
-        self.assertEqual(line.flags, SPLIT | PARTIAL)
-        self.assertEqual(lineFlags(line), SPLIT | PARTIAL)
+        self.assertEqual(FRAMERS, {"lf": SyslogLineFramer, "nul": NulFramer, "octet": OctetFramer, "auto": AutoFramer})
 
-    def test_plainBytesHaveNoFlags(self) -> None:
+    def test_construct(self) -> None:
         """
-        Plain bytes have flags 0.
+        Every framer is made from a maximum length and a policy.
         """
-        self.assertEqual(lineFlags(b"abc"), 0)
-        self.assertEqual(lineFlags(b""), 0)
+        for name, factory in FRAMERS.items():
+            framer = factory(8, LongLines.truncate)
+            self.assertEqual((framer.maxLength, framer.policy), (8, LongLines.truncate), name)
 
-    def test_repr(self) -> None:
+    def test_framingErrorsZero(self) -> None:
         """
-        The repr of a L{Line} shows its payload and flags.
+        C{framingErrors}, part of L{Framer}, is 0 for framers whose framing
+        cannot break and for an octet framer before any error.
         """
-        self.assertEqual(repr(Line(b"x\r", TRUNCATED)), "Line(b'x\\r', flags=4)")
-
-    def test_flagsDistinct(self) -> None:
-        """
-        The flags are distinct bits, so they can be combined.
-        """
-        self.assertEqual(PARTIAL | SPLIT | TRUNCATED, 7)
-        self.assertEqual(len({PARTIAL, SPLIT, TRUNCATED}), 3)
+        self.assertEqual(LineFramer().framingErrors, 0)
+        self.assertEqual(NulFramer().framingErrors, 0)
+        self.assertEqual(OctetFramer().framingErrors, 0)
 
 
-class ConstructionTests(SynchronousTestCase):
-    """
-    A framer needs a positive maximum length; its defaults are documented.
-    """
-
-    def test_defaults(self) -> None:
-        """
-        By default lines may be 65536 bytes and longer ones are split.
-        """
-        framer = LineFramer()
-        self.assertEqual(framer.maxLength, 65536)
-        self.assertIs(framer.policy, LongLines.split)
-        self.assertFalse(framer.closed)
-        self.assertEqual((framer.droppedBytes, framer.oversizeLines, framer.buffered), (0, 0, 0))
-
-    def test_maxLengthMustBePositive(self) -> None:
-        """
-        A maximum length below 1 is refused.
-        """
-        self.assertRaises(ValueError, LineFramer, 0)
-        self.assertRaises(ValueError, LineFramer, -5)
-
-    def test_maxLengthOne(self) -> None:
-        """
-        A maximum length of 1 is allowed and works.
-        """
-        self.assertEqual(frame([b"a\nbc\n"], 1)[0], [(b"a", 0), (b"b", SPLIT), (b"c", SPLIT)])
-
-
-class TerminatorTests(SynchronousTestCase):
-    """
-    A line ends at LF; a CR directly before the LF is removed, any other CR
-    is kept.
-    """
-
-    def test_lf(self) -> None:
-        """
-        LF ends a line; the LF is not part of it.
-        """
-        framer = LineFramer(100)
-        self.assertEqual(framer.feed(b"one\ntwo\n"), [b"one", b"two"])
-        self.assertEqual(framer.buffered, 0)
-
-    def test_crlf(self) -> None:
-        """
-        CRLF clients give the same lines as LF clients.
-        """
-        self.assertEqual(LineFramer(100).feed(b"one\r\ntwo\r\n"), [b"one", b"two"])
-
-    def test_mixed(self) -> None:
-        """
-        LF and CRLF may be mixed within one stream.
-        """
-        self.assertEqual(LineFramer(100).feed(b"one\ntwo\r\nthree\n"), [b"one", b"two", b"three"])
-
-    def test_loneCR(self) -> None:
-        """
-        A CR that is not directly before a LF does not end a line and is kept.
-        """
-        framer = LineFramer(100)
-        self.assertEqual(framer.feed(b"a\rb\n\rc\n"), [b"a\rb", b"\rc"])
-        self.assertEqual(framer.feed(b"d\r"), [])
-        self.assertEqual(records(framer.finish()), [(b"d\r", PARTIAL)])
-
-    def test_onlyOneCRRemoved(self) -> None:
-        """
-        Of several CRs before a LF only the last is removed.
-        """
-        self.assertEqual(LineFramer(100).feed(b"a\r\r\n\r\r\n"), [b"a\r", b"\r"])
-
-    def test_emptyLines(self) -> None:
-        """
-        Empty lines, with LF or CRLF, are recorded as empty lines.
-        """
-        self.assertEqual(LineFramer(100).feed(b"\n\r\n\n"), [b"", b"", b""])
-
-    def test_crlfAcrossChunks(self) -> None:
-        """
-        A CRLF cut between two chunks is still one terminator.
-        """
-        framer = LineFramer(100)
-        self.assertEqual(framer.feed(b"abc\r"), [])
-        self.assertEqual(framer.feed(b"\nxyz\r"), [b"abc"])
-        self.assertEqual(framer.feed(b"\n"), [b"xyz"])
-
-    def test_byteByByte(self) -> None:
-        """
-        Feeding one byte at a time gives the same lines.
-        """
-        data = b"one\r\ntwo\nthr\ree\r\n\n"
-        framer = LineFramer(100)
-        out: List[bytes] = []
-        for i in range(len(data)):
-            out.extend(framer.feed(data[i : i + 1]))
-        self.assertEqual(out, [b"one", b"two", b"thr\ree", b""])
-
-    def test_emptyChunk(self) -> None:
-        """
-        Feeding nothing completes nothing and changes nothing.
-        """
-        framer = LineFramer(100)
-        self.assertEqual(framer.feed(b""), [])
-        framer.feed(b"ab")
-        self.assertEqual(framer.feed(b""), [])
-        self.assertEqual(framer.buffered, 2)
-
-    def test_ordinaryLinesArePlainBytes(self) -> None:
-        """
-        Lines without flags are plain L{bytes}, not L{Line}, on both the short
-        and the long-chunk paths.
-        """
-        framer = LineFramer(4)
-        lines = framer.feed(b"ab\n") + framer.feed(b"cd\nefgh\nij\r\n" * 3)
-        self.assertEqual(lines, [b"ab"] + [b"cd", b"efgh", b"ij"] * 3)
-        for line in lines:
-            self.assertIs(type(line), bytes)
-
-
-class PartialTests(SynchronousTestCase):
-    """
-    L{LineFramer.finish} returns the unterminated rest flagged L{PARTIAL}.
-    """
-
-    def test_partialLastLine(self) -> None:
-        """
-        Bytes after the last LF are returned by finish, flagged PARTIAL.
-        """
-        framer = LineFramer(100)
-        self.assertEqual(framer.feed(b"one\ntwo"), [b"one"])
-        self.assertEqual(framer.buffered, 3)
-        self.assertEqual(records(framer.finish()), [(b"two", PARTIAL)])
-        self.assertEqual(framer.buffered, 0)
-
-    def test_trailingCRKept(self) -> None:
-        """
-        A CR at the very end of the stream is part of the partial line: no
-        LF followed it.
-        """
-        framer = LineFramer(100)
-        framer.feed(b"two\r")
-        self.assertEqual(records(framer.finish()), [(b"two\r", PARTIAL)])
-
-    def test_nothingLeft(self) -> None:
-        """
-        finish returns nothing when the stream ended with a terminator or was
-        empty.
-        """
-        self.assertEqual(LineFramer(100).finish(), [])
-        framer = LineFramer(100)
-        framer.feed(b"one\r\n")
-        self.assertEqual(framer.finish(), [])
-
-    def test_finishTwice(self) -> None:
-        """
-        The partial line is returned only once.
-        """
-        framer = LineFramer(100)
-        framer.feed(b"x")
-        self.assertEqual(records(framer.finish()), [(b"x", PARTIAL)])
-        self.assertEqual(framer.finish(), [])
-
-    def test_partialOfExactlyMaxLength(self) -> None:
-        """
-        An unterminated rest of exactly maxLength bytes is one PARTIAL record
-        under every policy.
-        """
-        for policy in LongLines:
-            recs, framer = frame([b"abcd"], 4, policy)
-            self.assertEqual(recs, [(b"abcd", PARTIAL)], policy)
-            self.assertEqual(framer.oversizeLines, 0, policy)
-
-
-class MaxLengthTests(SynchronousTestCase):
-    """
-    Lines of exactly maxLength bytes are ordinary; one more byte makes them
-    over-long.  The CR of a CRLF does not count.
-    """
-
-    def test_exactlyMaxLength(self) -> None:
-        """
-        A line of exactly maxLength bytes is one ordinary record under every
-        policy, with LF or CRLF.
-        """
-        for policy in LongLines:
-            for data in (b"abcd\nef\n", b"abcd\r\nef\r\n"):
-                recs, framer = frame([data], 4, policy)
-                self.assertEqual(recs, [(b"abcd", 0), (b"ef", 0)], (policy, data))
-                self.assertEqual(framer.oversizeLines, 0)
-                self.assertEqual(framer.droppedBytes, 0)
-                self.assertFalse(framer.closed)
-
-    def test_exactlyMaxLengthCRLFAcrossChunks(self) -> None:
-        """
-        A maxLength line whose CRLF is cut between chunks is not over-long:
-        the framer holds the line and its CR (maxLength + 1 bytes) until it
-        knows whether a LF follows.
-        """
-        for policy in LongLines:
-            framer = LineFramer(4, policy)
-            self.assertEqual(framer.feed(b"abcd\r"), [], policy)
-            self.assertEqual(framer.buffered, 5)
-            self.assertEqual(records(framer.feed(b"\nnext\r")), [(b"abcd", 0)], policy)
-            self.assertEqual(records(framer.feed(b"\n")), [(b"next", 0)], policy)
-            self.assertEqual(framer.oversizeLines, 0)
-            self.assertEqual(framer.droppedBytes, 0)
-            self.assertFalse(framer.closed)
-
-    def test_maxLengthThenCRThenOtherByte(self) -> None:
-        """
-        When the byte after a held CR is not LF, the CR was content and the
-        line is over-long.
-        """
-        framer = LineFramer(4, LongLines.split)
-        self.assertEqual(framer.feed(b"abcd\r"), [])
-        self.assertEqual(records(framer.feed(b"x\n")), [(b"abcd", SPLIT), (b"\rx", SPLIT)])
-        self.assertEqual(framer.oversizeLines, 1)
-
-    def test_maxLengthPlusOneSplit(self) -> None:
-        """
-        Under split a line of maxLength + 1 bytes becomes a full record and a
-        one-byte record, both flagged SPLIT.
-        """
-        recs, framer = frame([b"abcde\r\nz\n"], 4, LongLines.split)
-        self.assertEqual(recs, [(b"abcd", SPLIT), (b"e", SPLIT), (b"z", 0)])
-        self.assertEqual(framer.oversizeLines, 1)
-        self.assertEqual(framer.droppedBytes, 0)
-
-    def test_maxLengthPlusOneTruncate(self) -> None:
-        """
-        Under truncate a line of maxLength + 1 bytes keeps its first maxLength
-        bytes, flagged TRUNCATED, and one byte is dropped.
-        """
-        recs, framer = frame([b"abcde\nz\n"], 4, LongLines.truncate)
-        self.assertEqual(recs, [(b"abcd", TRUNCATED), (b"z", 0)])
-        self.assertEqual(framer.oversizeLines, 1)
-        self.assertEqual(framer.droppedBytes, 1)
-
-    def test_maxLengthPlusOneClose(self) -> None:
-        """
-        Under close a line of maxLength + 1 bytes keeps its first maxLength
-        bytes, flagged TRUNCATED, and the framer closes.
-        """
-        recs, framer = frame([b"abcde\nz\n"], 4, LongLines.close)
-        self.assertEqual(recs, [(b"abcd", TRUNCATED)])
-        self.assertTrue(framer.closed)
-        self.assertEqual(framer.oversizeLines, 1)
-
-    def test_lineWithInnerCRIsLonger(self) -> None:
-        """
-        A CR inside the line counts towards its length.
-        """
-        recs, framer = frame([b"ab\rcd\n"], 4, LongLines.truncate)
-        self.assertEqual(recs, [(b"ab\rc", TRUNCATED)])
-        self.assertEqual(framer.oversizeLines, 1)
-
-
-class SplitTests(SynchronousTestCase):
-    """
-    L{LongLines.split} records an over-long line as several records of at
-    most maxLength bytes, flagged SPLIT, losing nothing.
-    """
-
-    def test_split(self) -> None:
-        """
-        A long line is cut into maxLength pieces, the last one shorter.
-        """
-        framer = LineFramer(3, LongLines.split)
-        self.assertEqual(
-            records(framer.feed(b"abcdefgh\nij\n")),
-            [(b"abc", SPLIT), (b"def", SPLIT), (b"gh", SPLIT), (b"ij", 0)],
-        )
-        self.assertEqual(framer.oversizeLines, 1)
-        self.assertEqual(framer.droppedBytes, 0)
-        self.assertFalse(framer.closed)
-
-    def test_splitMultipleOfMaxLength(self) -> None:
-        """
-        A line of twice maxLength gives exactly two full records; no empty
-        record follows.
-        """
-        self.assertEqual(frame([b"abcdef\n"], 3)[0], [(b"abc", SPLIT), (b"def", SPLIT)])
-
-    def test_splitAcrossChunks(self) -> None:
-        """
-        Pieces are emitted as soon as they are known, the buffer stays
-        bounded, and the cuts fall where they would for the whole line.
-        """
-        framer = LineFramer(3, LongLines.split)
-        self.assertEqual(records(framer.feed(b"abcde")), [(b"abc", SPLIT)])
-        self.assertLessEqual(framer.buffered, 4)
-        self.assertEqual(records(framer.feed(b"fghij")), [(b"def", SPLIT), (b"ghi", SPLIT)])
-        self.assertLessEqual(framer.buffered, 4)
-        self.assertEqual(records(framer.feed(b"\r\nok\n")), [(b"j", SPLIT), (b"ok", 0)])
-        self.assertEqual(framer.oversizeLines, 1)
-
-    def test_splitPartial(self) -> None:
-        """
-        The unterminated end of a long line is flagged both SPLIT and PARTIAL.
-        """
-        framer = LineFramer(3, LongLines.split)
-        self.assertEqual(records(framer.feed(b"abcdefg")), [(b"abc", SPLIT), (b"def", SPLIT)])
-        self.assertEqual(records(framer.finish()), [(b"g", SPLIT | PARTIAL)])
-        self.assertEqual(framer.oversizeLines, 1)
-
-    def test_splitPartialTrailingCR(self) -> None:
-        """
-        An unterminated rest of maxLength bytes and a CR is longer than
-        maxLength (no LF removed the CR): it is split and nothing is lost.
-        """
-        recs, framer = frame([b"abc\r"], 3, LongLines.split)
-        self.assertEqual(b"".join(p for p, _ in recs), b"abc\r")
-        for payload, flags in recs:
-            self.assertTrue(flags & SPLIT)
-            self.assertLessEqual(len(payload), 3)
-        self.assertTrue(recs[-1][1] & PARTIAL)
-        self.assertEqual(framer.oversizeLines, 1)
-
-    def test_oversizeLinesCounted(self) -> None:
-        """
-        Each over-long line counts once, however many chunks it spans.
-        """
-        framer = LineFramer(2, LongLines.split)
-        for chunk in (b"aaa", b"aaa", b"a\n", b"bb\n", b"ccc\n"):
-            framer.feed(chunk)
-        self.assertEqual(framer.oversizeLines, 2)
-
-
-class TruncateTests(SynchronousTestCase):
-    """
-    L{LongLines.truncate} records the first maxLength bytes of a long line,
-    drops the rest of that line, and keeps reading.
-    """
-
-    def test_truncate(self) -> None:
-        """
-        The start of the long line is kept, its rest dropped and counted, and
-        the next line is recorded normally.
-        """
-        framer = LineFramer(3, LongLines.truncate)
-        self.assertEqual(records(framer.feed(b"abcdefg\nxy\n")), [(b"abc", TRUNCATED), (b"xy", 0)])
-        self.assertEqual(framer.droppedBytes, 4)
-        self.assertEqual(framer.oversizeLines, 1)
-        self.assertFalse(framer.closed)
-
-    def test_truncateAcrossChunks(self) -> None:
-        """
-        The rest of a long line spanning many chunks is dropped without being
-        buffered, and reading resumes after its LF.
-        """
-        framer = LineFramer(3, LongLines.truncate)
-        self.assertEqual(records(framer.feed(b"abcd")), [(b"abc", TRUNCATED)])
-        self.assertEqual(framer.buffered, 0)
-        for _ in range(5):
-            self.assertEqual(framer.feed(b"zzzzzzzzzz"), [])
-            self.assertEqual(framer.buffered, 0)
-        self.assertEqual(framer.feed(b"zz\nok"), [])
-        self.assertEqual(records(framer.feed(b"\n")), [(b"ok", 0)])
-        self.assertEqual(framer.droppedBytes, 1 + 50 + 2)
-        self.assertEqual(framer.oversizeLines, 1)
-
-    def test_truncateSeveral(self) -> None:
-        """
-        Every long line is truncated and counted.
-        """
-        recs, framer = frame([b"aaaa\nbb\ncccccc\n"], 2, LongLines.truncate)
-        self.assertEqual(recs, [(b"aa", TRUNCATED), (b"bb", 0), (b"cc", TRUNCATED)])
-        self.assertEqual(framer.oversizeLines, 2)
-        self.assertEqual(framer.droppedBytes, 2 + 4)
-
-    def test_truncatePartial(self) -> None:
-        """
-        A long unterminated last line gives one TRUNCATED record and finish
-        adds nothing more.
-        """
-        framer = LineFramer(3, LongLines.truncate)
-        self.assertEqual(records(framer.feed(b"abcdef")), [(b"abc", TRUNCATED)])
-        self.assertEqual(framer.finish(), [])
-        self.assertEqual(framer.droppedBytes, 3)
-
-    def test_truncateCRLFDroppedBytesAcrossChunks(self) -> None:
-        """
-        The count of dropped bytes of a truncated CRLF line does not depend
-        on where the stream was cut; the CR before the LF is counted among
-        the dropped bytes (the LF is not).
-        """
-        for chunks in ([b"aaaa\r\n"], [b"aaa", b"a\r\n"], [b"aaaa\r", b"\n"]):
-            self.assertEqual(frame(chunks, 2, LongLines.truncate)[1].droppedBytes, 3, chunks)
-
-
-class CloseTests(SynchronousTestCase):
-    """
-    L{LongLines.close} records the first maxLength bytes of a long line, then
-    closes the framer: later input is ignored.
-    """
-
-    def test_close(self) -> None:
-        """
-        Lines before the long line are recorded, the long line is truncated,
-        and nothing after it is.
-        """
-        framer = LineFramer(3, LongLines.close)
-        self.assertEqual(framer.feed(b"o"), [])
-        self.assertEqual(records(framer.feed(b"k\nabcdef\nlater\n")), [(b"ok", 0), (b"abc", TRUNCATED)])
-        self.assertTrue(framer.closed)
-        self.assertEqual(framer.oversizeLines, 1)
-        self.assertEqual(framer.buffered, 0)
-
-    def test_laterInputIgnored(self) -> None:
-        """
-        Once closed, feed returns nothing, counts what it ignored, and finish
-        returns nothing.
-        """
-        framer = LineFramer(3, LongLines.close)
-        self.assertEqual(records(framer.feed(b"abcd")), [(b"abc", TRUNCATED)])
-        self.assertTrue(framer.closed)
-        dropped = framer.droppedBytes
-        self.assertEqual(framer.feed(b"short\n"), [])
-        self.assertEqual(framer.feed(b"x"), [])
-        self.assertEqual(framer.droppedBytes, dropped + 7)
-        self.assertEqual(framer.finish(), [])
-        self.assertEqual(framer.buffered, 0)
-        self.assertEqual(framer.oversizeLines, 1)
-
-    def test_closeWhileUnterminated(self) -> None:
-        """
-        The framer closes as soon as the unterminated line is known to be too
-        long, without waiting for its LF.
-        """
-        framer = LineFramer(3, LongLines.close)
-        self.assertEqual(framer.feed(b"abc"), [])
-        self.assertFalse(framer.closed)
-        self.assertEqual(records(framer.feed(b"d")), [(b"abc", TRUNCATED)])
-        self.assertTrue(framer.closed)
-
-    def test_closeDroppedBytesAcrossChunks(self) -> None:
-        """
-        The count of dropped bytes under close does not depend on where the
-        stream was cut.
-        """
-        whole = frame([b"aaa\nb\n"], 2, LongLines.close)[1]
-        cut = frame([b"aaa", b"\nb\n"], 2, LongLines.close)[1]
-        self.assertEqual(whole.droppedBytes, cut.droppedBytes)
-
-
-class ChunkingPropertyTests(SynchronousTestCase):
+class PropertyTests(SynchronousTestCase):
     """
     Properties over arbitrary streams, chunkings, maximum lengths (1 to 8)
-    and POLICIES.
+    and policies.
     """
 
     @PROPERTY
-    @given(chunkedStreams(), MAX_LENGTHS, POLICIES)
-    def test_chunkingDoesNotMatter(self, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines) -> None:
+    @given(FACTORIES, chunkedStreams(), MAX_LENGTHS, POLICIES)
+    def test_chunkingDoesNotMatter(
+        self, factory: FramerFactory, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines
+    ) -> None:
         """
-        Any cut of a stream into chunks gives the same records, payloads and
-        flags, as feeding it whole, and the same closed state.
+        Any cut of a stream into chunks gives the same records, flags and
+        counters as feeding it whole.
         """
         data, chunks = chunked
-        whole, wholeFramer = frame([data], maxLength, policy)
-        cut, cutFramer = frame(chunks, maxLength, policy)
+        whole, wholeFramer = frame(factory, [data], maxLength, policy)
+        cut, cutFramer = frame(factory, chunks, maxLength, policy)
         self.assertEqual(cut, whole)
-        self.assertEqual(cutFramer.closed, wholeFramer.closed)
+        for attribute in ("closed", "droppedBytes", "oversizeLines", "buffered"):
+            self.assertEqual(getattr(cutFramer, attribute), getattr(wholeFramer, attribute), attribute)
+        self.assertEqual(cutFramer.framingErrors, wholeFramer.framingErrors)
 
     @PROPERTY
-    @given(chunkedStreams(), MAX_LENGTHS, POLICIES)
-    def test_oversizeLinesDoNotDependOnChunking(
-        self, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines
+    @given(FACTORIES, chunkedStreams(), MAX_LENGTHS, POLICIES)
+    def test_bufferBounded(
+        self, factory: FramerFactory, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines
     ) -> None:
         """
-        The over-long line count is the number of over-long logical lines (up
-        to the first under close), for every chunking.
-        """
-        data, chunks = chunked
-        lines, rest = logicalLines(data)
-        expected = 0
-        for line in [*lines, rest]:
-            if len(line) > maxLength:
-                expected += 1
-                if policy is LongLines.close:
-                    break
-        self.assertEqual(frame(chunks, maxLength, policy)[1].oversizeLines, expected)
-
-    @PROPERTY
-    @given(chunkedStreams(), MAX_LENGTHS, POLICIES)
-    def test_droppedBytesDoNotDependOnChunking(
-        self, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines
-    ) -> None:
-        """
-        The dropped-byte count is the same for every chunking of a stream.
-        """
-        data, chunks = chunked
-        self.assertEqual(
-            frame(chunks, maxLength, policy)[1].droppedBytes, frame([data], maxLength, policy)[1].droppedBytes
-        )
-
-    @PROPERTY
-    @given(chunkedStreams(), MAX_LENGTHS, POLICIES)
-    def test_bufferBounded(self, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines) -> None:
-        """
-        Between chunks the buffer never holds more than maxLength + 1 bytes,
-        and no record is longer than maxLength.
+        Between chunks a framer holds at most max(maxLength + 1, 9) bytes, no
+        record is longer than maxLength, and nothing is held after finish.
         """
         _, chunks = chunked
-        framer = LineFramer(maxLength, policy)
+        framer = factory(maxLength, policy)
         out: List[bytes] = []
         for chunk in chunks:
             out.extend(framer.feed(chunk))
-            self.assertLessEqual(framer.buffered, maxLength + 1)
+            self.assertLessEqual(framer.buffered, max(maxLength + 1, MAX_DIGITS))
         out.extend(framer.finish())
         self.assertEqual(framer.buffered, 0)
         for line in out:
             self.assertLessEqual(len(line), maxLength)
 
     @PROPERTY
-    @given(chunkedStreams(), MAX_LENGTHS)
-    def test_splitLosesNothing(self, chunked: Tuple[bytes, List[bytes]], maxLength: int) -> None:
+    @given(chunkedStreams())
+    def test_nulModel(self, chunked: Tuple[bytes, List[bytes]]) -> None:
         """
-        Under split, the records of each logical line join to exactly that
-        line; an over-long line gives ceil(len / maxLength) records, all full
-        but the last, all flagged SPLIT; a short line gives one plain record;
-        the unterminated rest ends with a PARTIAL record.
+        With room enough, L{NulFramer} gives the reference framing: records
+        end at NUL LF, NUL or LF, less a CR before the terminator.
         """
         data, chunks = chunked
-        recs, framer = frame(chunks, maxLength, LongLines.split)
-        lines, rest = logicalLines(data)
-        position = 0
-        for index, line in enumerate([*lines, rest]):
-            last = index == len(lines)
-            if last and not line:
-                break
-            count = max(1, -(-len(line) // maxLength))
-            pieces = recs[position : position + count]
-            position += count
-            self.assertEqual(b"".join(p for p, _ in pieces), line)
-            if len(line) > maxLength:
-                for payload, _ in pieces[:-1]:
-                    self.assertEqual(len(payload), maxLength)
-                for _, flags in pieces:
-                    self.assertEqual(flags & (SPLIT | TRUNCATED), SPLIT)
-            else:
-                self.assertEqual(pieces[0][1], PARTIAL if last else 0)
-            if last:
-                self.assertTrue(pieces[-1][1] & PARTIAL)
-            else:
-                for _, flags in pieces:
-                    self.assertFalse(flags & PARTIAL)
-        self.assertEqual(position, len(recs))
-        self.assertEqual(framer.droppedBytes, 0)
-        self.assertFalse(framer.closed)
+        self.assertEqual(frame(NulFramer, chunks, 1000)[0], referenceNul(data))
 
     @PROPERTY
-    @given(chunkedStreams(), MAX_LENGTHS, st.sampled_from([LongLines.truncate, LongLines.close]))
-    def test_truncateAndCloseModel(self, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines) -> None:
+    @given(chunkedStreams())
+    def test_defaultModel(self, chunked: Tuple[bytes, List[bytes]]) -> None:
         """
-        Under truncate and close, each short logical line is one record, each
-        over-long one is its first maxLength bytes flagged TRUNCATED; close
-        stops after the first over-long line; a short unterminated rest is
-        flagged PARTIAL.
+        With room enough, L{SyslogLineFramer} gives the reference framing:
+        LF framing until a record starts with C{<}, NUL framing from there.
         """
         data, chunks = chunked
-        recs, framer = frame(chunks, maxLength, policy)
-        lines, rest = logicalLines(data)
+        self.assertEqual(frame(SyslogLineFramer, chunks, 1000)[0], referenceDefault(data))
+
+    @PROPERTY
+    @given(chunkedStreams(), MAX_LENGTHS, POLICIES)
+    def test_defaultLikeLineFramer(self, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines) -> None:
+        """
+        L{SyslogLineFramer} gives what L{LineFramer} gives for the stream
+        with each terminator made a LF, and the same counters, except that
+        under close droppedBytes counts the bytes received after the close
+        (a NUL LF as two).
+        """
+        data, chunks = chunked
+        translated = translateDefault(data)
+        recs, framer = frame(SyslogLineFramer, chunks, maxLength, policy)
+        lineRecs, lineFramer = frame(LineFramer, [translated], maxLength, policy)
+        self.assertEqual(recs, lineRecs)
+        self.assertEqual((framer.closed, framer.oversizeLines), (lineFramer.closed, lineFramer.oversizeLines))
+        if not lineFramer.closed:
+            self.assertEqual(framer.droppedBytes, lineFramer.droppedBytes)
+            return
+        # LineFramer dropped every translated byte after the close point;
+        # find the same point in the bytes received, where each NUL LF from
+        # the first syslog record on is two bytes.
+        closePoint = len(translated) - lineFramer.droppedBytes
+        at = syslogAt(data)
+        received = done = 0
+        while done < closePoint:
+            pair = at >= 0 and received >= at and data[received : received + 2] == b"\x00\n"
+            received += 2 if pair else 1
+            done += 1
+        self.assertEqual(framer.droppedBytes, len(data) - received)
+
+    @PROPERTY
+    @given(chunkedStreams())
+    def test_octetModel(self, chunked: Tuple[bytes, List[bytes]]) -> None:
+        """
+        With room enough, L{OctetFramer} gives the reference framing: frames
+        until the first framing error, NUL/LF framing after it.
+        """
+        data, chunks = chunked
+        recs, framer = frame(OctetFramer, chunks, 10**9)
+        expected, errors = referenceOctet(data)
+        self.assertEqual(recs, expected)
+        self.assertEqual(framer.framingErrors, errors)
+
+    @PROPERTY
+    @given(chunkedStreams(), MAX_LENGTHS, POLICIES)
+    def test_autoModel(self, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines) -> None:
+        """
+        L{AutoFramer} gives what the framer its first byte chooses gives.
+        """
+        data, chunks = chunked
+        chosen = OctetFramer if data[:1] in [b"%d" % d for d in range(1, 10)] else NulFramer
+        self.assertEqual(frame(AutoFramer, chunks, maxLength, policy)[0], frame(chosen, [data], maxLength, policy)[0])
+
+    @PROPERTY
+    @given(st.data(), st.lists(st.one_of(MESSAGES, st.binary(min_size=1, max_size=30)), max_size=10))
+    def test_octetRoundTrip(self, data: st.DataObject, messages: List[bytes]) -> None:
+        """
+        Messages of any bytes (LF, NUL and CR included), encoded as octet
+        frames, some followed by an uncounted LF, and cut anyhow, decode to
+        exactly those messages.
+        """
+        stream = b"".join(octetFrame(m) + data.draw(st.sampled_from([b"", b"\n"])) for m in messages)
+        chunks = cutInto(data.draw, stream)
+        for factory in (OctetFramer, AutoFramer):
+            recs, framer = frame(factory, chunks, 30)
+            self.assertEqual(recs, [(m, 0) for m in messages])
+            self.assertEqual(framer.framingErrors, 0)
+
+    @PROPERTY
+    @given(
+        st.data(),
+        st.lists(st.binary(min_size=1, max_size=12).filter(lambda m: b"\n" not in m and b"\x00" not in m), max_size=10),
+    )
+    def test_nulRoundTrip(self, data: st.DataObject, messages: List[bytes]) -> None:
+        """
+        Non-empty messages without LF or NUL (and not ending in CR), each
+        ended by any terminator, with or without a CR before it, and cut
+        anyhow, decode to exactly those messages.  (An empty message ended
+        by LF right after a NUL cannot be sent: that LF belongs to the NUL.)
+        """
+        messages = [m for m in messages if not m.endswith(b"\r")]
+        terminators = st.sampled_from([b"\n", b"\x00", b"\x00\n", b"\r\n", b"\r\x00", b"\r\x00\n"])
+        stream = b"".join(m + data.draw(terminators) for m in messages)
+        recs, framer = frame(NulFramer, cutInto(data.draw, stream), 12)
+        self.assertEqual(recs, [(m, 0) for m in messages])
+        self.assertEqual(framer.buffered, 0)
+
+    @PROPERTY
+    @given(
+        st.data(),
+        st.lists(st.one_of(MESSAGES, st.binary(min_size=1, max_size=20)), min_size=1, max_size=6),
+        MAX_LENGTHS,
+        POLICIES,
+    )
+    def test_octetPolicyModel(
+        self, data: st.DataObject, messages: List[bytes], maxLength: int, policy: LongLines
+    ) -> None:
+        """
+        For valid frames, the last one possibly cut short: a short message
+        is one record (PARTIAL if cut); under split a long one is its pieces,
+        flagged SPLIT, the last also PARTIAL if cut; under truncate and close
+        it is its first maxLength bytes flagged TRUNCATED (or what arrived,
+        flagged PARTIAL and TRUNCATED), and close stops after it.  The
+        counters agree.
+        """
+        received = data.draw(st.integers(min_value=0, max_value=len(messages[-1])))
+        stream = b"".join(octetFrame(m) for m in messages)
+        stream = stream[: len(stream) - len(messages[-1]) + received]
+        recs, framer = frame(OctetFramer, cutInto(data.draw, stream), maxLength, policy)
         expected: List[Record] = []
+        oversize = dropped = 0
         closed = False
-        for line in lines:
-            if len(line) <= maxLength:
-                expected.append((line, 0))
+        for index, message in enumerate(messages):
+            complete = index < len(messages) - 1 or received == len(message)
+            body = message if complete else message[:received]
+            if not body:
+                continue
+            if len(message) <= maxLength:
+                expected.append((body, 0 if complete else PARTIAL))
+                continue
+            oversize += 1
+            if policy is LongLines.split:
+                pieces = [(body[i : i + maxLength], SPLIT) for i in range(0, len(body), maxLength)]
+                if not complete:
+                    pieces[-1] = (pieces[-1][0], SPLIT | PARTIAL)
+                expected.extend(pieces)
+            elif len(body) < maxLength:
+                expected.append((body, PARTIAL | TRUNCATED))
             else:
-                expected.append((line[:maxLength], TRUNCATED))
+                expected.append((body[:maxLength], TRUNCATED))
+                dropped += len(body) - maxLength
                 if policy is LongLines.close:
                     closed = True
+                    dropped += sum(len(octetFrame(m)) for m in messages[index + 1 :])
+                    dropped -= len(messages[-1]) - received if index < len(messages) - 1 else 0
                     break
-        restOversize = False
-        if rest and not closed:
-            if len(rest) <= maxLength:
-                expected.append((rest, PARTIAL))
-            else:
-                restOversize = True
-                expected.append((rest[:maxLength], TRUNCATED))
-                closed = policy is LongLines.close
-        if restOversize and recs:
-            # The record of a long unterminated line may be emitted before
-            # the stream ends, so whether it says PARTIAL is not specified.
-            recs[-1] = (recs[-1][0], recs[-1][1] & ~PARTIAL)
         self.assertEqual(recs, expected)
-        if not (restOversize and len(rest) == maxLength + 1 and rest.endswith(b"\r")):
-            # (A rest of maxLength bytes and a CR is known to be too long
-            # only when the stream has ended: there is nothing left to close.)
-            self.assertEqual(framer.closed, closed)
+        self.assertEqual((framer.oversizeLines, framer.droppedBytes, framer.closed), (oversize, dropped, closed))
+        self.assertEqual(framer.framingErrors, 0)
+
+    @PROPERTY
+    @given(chunkedStreams(), MAX_LENGTHS, POLICIES)
+    def test_nulLikeLineFramer(self, chunked: Tuple[bytes, List[bytes]], maxLength: int, policy: LongLines) -> None:
+        """
+        L{NulFramer} gives what L{LineFramer} gives for the stream with each
+        terminator made a LF, and the same counters, except that under close
+        droppedBytes counts the bytes received after the close, where each
+        NUL LF is two bytes.
+        """
+        data, chunks = chunked
+        translated = data.replace(b"\x00\n", b"\n").replace(b"\x00", b"\n")
+        recs, framer = frame(NulFramer, chunks, maxLength, policy)
+        lineRecs, lineFramer = frame(LineFramer, [translated], maxLength, policy)
+        self.assertEqual(recs, lineRecs)
+        self.assertEqual((framer.closed, framer.oversizeLines), (lineFramer.closed, lineFramer.oversizeLines))
+        if not lineFramer.closed:
+            self.assertEqual(framer.droppedBytes, lineFramer.droppedBytes)
+            return
+        # LineFramer dropped every translated byte after the close point;
+        # find the same point in the bytes received.
+        closePoint = len(translated) - lineFramer.droppedBytes
+        received = done = 0
+        while done < closePoint:
+            received += 2 if data[received : received + 2] == b"\x00\n" else 1
+            done += 1
+        self.assertEqual(framer.droppedBytes, len(data) - received)
+
+
+class LineTypeTests(SynchronousTestCase):
+    """
+    Records are L{bytes}; only flagged ones are L{Line}s.
+    """
+
+    def test_plainRecords(self) -> None:
+        """
+        Unflagged octet messages are plain L{bytes}.
+        """
+        for line in OctetFramer(100).feed(b"3 abc2 de"):
+            self.assertIs(type(line), bytes)
+
+    def test_flaggedRecords(self) -> None:
+        """
+        Flagged records are L{Line}s.
+        """
+        for line in OctetFramer(2).feed(b"3 abc"):
+            self.assertIsInstance(line, Line)
 
 
 class IdleTests(SynchronousTestCase):
     """
-    L{LineFramer.idle}: whether the framer holds anything a new one would
-    not, so that it can be dropped between chunks.
+    C{idle}: which framers may be dropped between chunks.
     """
 
-    def test_freshAndAfterWholeLines(self) -> None:
+    def test_nul(self) -> None:
         """
-        A new framer is idle, and so is one fed only whole lines.
+        A L{NulFramer} is idle after whole records, but not right after a
+        NUL (a LF may follow that belongs to it) nor with part of a record.
         """
-        framer = LineFramer()
+        framer = NulFramer()
         self.assertTrue(framer.idle)
-        framer.feed(b"one\r\ntwo\n")
+        framer.feed(b"<12>one\n<12>two\x00\n")
         self.assertTrue(framer.idle)
-
-    def test_partialLine(self) -> None:
-        """
-        Part of a line held is not idle, until the line is complete.
-        """
-        framer = LineFramer()
-        framer.feed(b"one\ntw")
+        framer.feed(b"<12>three\x00")
         self.assertFalse(framer.idle)
-        framer.feed(b"o\n")
+        framer.feed(b"\n<12>fo")
+        self.assertFalse(framer.idle)
+        framer.feed(b"ur\n")
         self.assertTrue(framer.idle)
 
-    def test_longLines(self) -> None:
+    @given(
+        st.lists(
+            st.lists(st.sampled_from([b"a", b"bcdefghij", b"\x00", b"\n", b"\r", b"\x00\n", b"<"]), max_size=6).map(
+                b"".join
+            ),
+            max_size=10,
+        )
+    )
+    @PROPERTY
+    def test_dropIdleChangesNothing(self, chunks: List[bytes]) -> None:
         """
-        A framer that met a long line keeps its counts (and, mid-line, its
-        state): it is never idle again.
+        Replacing a L{LineFramer} or L{NulFramer} with a new one whenever it
+        is idle (as a connection does) gives the same records as keeping one
+        for the whole stream.
         """
-        for policy in LongLines:
-            framer = LineFramer(4, policy)
-            framer.feed(b"abcdefgh")
-            self.assertFalse(framer.idle, policy)
-            framer.feed(b"\nok\n")
-            self.assertFalse(framer.idle, policy)
+        for factory in (LineFramer, NulFramer, SyslogLineFramer):
+            expected, _ = frame(factory, chunks, 8)
+            framer = factory(8)
+            got: List[bytes] = []
+            for chunk in chunks:
+                got += framer.feed(chunk)
+                if framer.idle:
+                    framer = factory(8)
+            got += framer.finish()
+            self.assertEqual(records(got), expected, factory)
+
+    def test_octetAndAutoNeverIdle(self) -> None:
+        """
+        Octet-counting and auto framers keep their state: never idle.
+        """
+        for factory in (OctetFramer, AutoFramer):
+            framer = factory()
+            framer.feed(b"5 hello")
+            self.assertFalse(framer.idle, factory)

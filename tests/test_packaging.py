@@ -90,14 +90,21 @@ class WheelTests(SynchronousTestCase):
         """
         C{twisted/plugins/linelogger_plugin.py} is in the wheel; no
         C{__init__.py} for C{twisted} or C{twisted.plugins}, no
-        C{dropin.cache}, and the whole C{logger_service} package.
+        C{dropin.cache}, and the whole C{logger_service} package, its
+        subpackages (which setup.cfg lists one by one) included.
         """
         names = set(zipfile.ZipFile(wheel(os.path.abspath(self.mktemp()))).namelist())
         self.assertIn("twisted/plugins/linelogger_plugin.py", names)
         self.assertNotIn("twisted/__init__.py", names)
         self.assertNotIn("twisted/plugins/__init__.py", names)
         self.assertFalse([n for n in names if n.endswith("dropin.cache")])
-        sources = {f"logger_service/{n}" for n in os.listdir(os.path.join(ROOT, "logger_service")) if n.endswith(".py")}
+        sources = {
+            os.path.relpath(os.path.join(folder, n), ROOT).replace(os.sep, "/")
+            for folder, _, files in os.walk(os.path.join(ROOT, "logger_service"))
+            for n in files
+            if n.endswith(".py")
+        }
+        self.assertIn("logger_service/framing/__init__.py", sources)
         self.assertEqual(sources - names, set())
 
     def test_webFiles(self) -> None:

@@ -17,8 +17,16 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request, TextMessage
+
+try:
+    # The web extra: Twisted >= 25.5 and wsproto.
+    import twisted.web.websocket  # noqa: F401
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request, TextMessage
+except ImportError:
+    WEB_MISSING: Optional[str] = "the web extra (Twisted>=25.5 with websocket) is not installed"
+else:
+    WEB_MISSING = None
 
 from logger_service.chatservice import ChatFactory, ChatService
 from logger_service.hub import Hub
@@ -99,6 +107,7 @@ class Browser:
 
 
 class SiteTestCase(SynchronousTestCase):
+    skip = WEB_MISSING
     chat = True
     token: Optional[bytes] = TOKEN
 
@@ -431,6 +440,8 @@ class FramesTests(SynchronousTestCase):
     L{logger_service.webchat.frames}: lines to text frames, checked by
     C{wsproto} as a client would read them.
     """
+
+    skip = WEB_MISSING
 
     def decode(self, data: bytes) -> List[str]:
         from wsproto.connection import Connection

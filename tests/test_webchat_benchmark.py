@@ -6,13 +6,24 @@ TCP and over WebSocket, in the burst and in the paced run.
 from __future__ import annotations
 
 import argparse
+from typing import Optional
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks.webchat import compare
 
+try:
+    # The web extra: Twisted >= 25.5 and wsproto.
+    import twisted.web.websocket  # noqa: F401
+except ImportError:
+    WEB_MISSING: Optional[str] = "the web extra (Twisted>=25.5 with websocket) is not installed"
+else:
+    WEB_MISSING = None
+
 
 class QuickRunTests(SynchronousTestCase):
+    skip = WEB_MISSING
+
     def test_quickRun(self) -> None:
         args = argparse.Namespace(clients=5, lines=2, paced_rate=20.0, paced_seconds=0.5, timeout=60.0, repeat=1)
         results = compare(args)

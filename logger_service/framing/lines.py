@@ -1,5 +1,5 @@
 """
-Turning a TCP byte stream into lines.
+Splitting a TCP byte stream into LF-terminated lines: the engine every framing builds on.
 
 This module is pure: it holds a buffer and a few counters, and does no I/O.
 The protocol feeds it whatever the transport delivered and gets back the
@@ -22,58 +22,11 @@ The result never depends on how the stream was cut into chunks.
 
 from __future__ import annotations
 
-import enum
 from typing import List
 
-PARTIAL = 1
-"""Flag: the line was not terminated; the stream ended first."""
+from .common import PARTIAL, SPLIT, TRUNCATED, Line, LongLines, checkMaxLength, pieces
 
-SPLIT = 2
-"""Flag: the record is one piece of a line longer than the maximum length."""
-
-TRUNCATED = 4
-"""Flag: the record holds the start of a longer line; the rest was dropped."""
-
-
-class LongLines(enum.Enum):
-    """
-    What to do with a line longer than the maximum length.
-    """
-
-    split = "split"
-    """Record it as several records, none longer than the maximum."""
-
-    truncate = "truncate"
-    """Record the first bytes, drop the rest of that line, keep reading."""
-
-    close = "close"
-    """Record the first bytes, then stop reading: the connection is closed."""
-
-
-class Line(bytes):
-    """
-    A line that carries flags (L{PARTIAL}, L{SPLIT}, L{TRUNCATED}).
-
-    Ordinary lines are plain L{bytes}; only the rare flagged line pays for
-    the extra attribute.
-    """
-
-    flags: int
-
-    def __new__(cls, payload: bytes, flags: int) -> Line:
-        self = super().__new__(cls, payload)
-        self.flags = flags
-        return self
-
-    def __repr__(self) -> str:
-        return f"Line({bytes(self)!r}, flags={self.flags})"
-
-
-def lineFlags(line: bytes) -> int:
-    """
-    Return the flags of C{line}: 0 for a plain L{bytes} line.
-    """
-    return line.flags if type(line) is Line else 0
+__all__ = ["LineFramer"]
 
 
 class LineFramer:
@@ -105,8 +58,7 @@ class LineFramer:
     )
 
     def __init__(self, maxLength: int = 65536, policy: LongLines = LongLines.split) -> None:
-        if maxLength < 1:
-            raise ValueError("maxLength must be at least 1")
+        checkMaxLength(maxLength)
         self.maxLength = maxLength
         self.policy = policy
         self.closed = False
@@ -136,6 +88,13 @@ class LineFramer:
             return False
         return not (self.oversizeLines or self.droppedBytes)
 
+    @property
+    def framingErrors(self) -> int:
+        """
+        Always 0: a LF-framed stream cannot break its framing.
+        """
+        return 0
+
     def feed(self, data: bytes) -> List[bytes]:
         """
         Add C{data} to the stream and return the lines it completed.
@@ -154,12 +113,17 @@ class LineFramer:
             self.droppedBytes += end
             self._discarding = False
             data = data[end + 1 :]
+        return self._split(data)
+
+    def _split(self, data: bytes) -> List[bytes]:
+        """
+        Split C{data}, after the held bytes, at LF: the lines it completed.
+        """
         if self._buffer:
             data = self._buffer + data
         parts = data.split(b"\n")
         rest = parts.pop()
-        maxLength = self.maxLength
-        if self._splitting or len(data) > maxLength:
+        if self._splitting or len(data) > self.maxLength:
             return self._slowPath(parts, rest)
         # Fast path: no line in this chunk can be too long.
         self._buffer = rest
@@ -177,13 +141,13 @@ class LineFramer:
             part = raw[:-1] if raw[-1:] == b"\r" else raw
             if self._splitting:
                 self._splitting = False
-                out.extend(self._pieces(part))
+                out.extend(pieces(part, maxLength, SPLIT))
             elif len(part) <= maxLength:
                 out.append(part)
             else:
                 self.oversizeLines += 1
                 if self.policy is LongLines.split:
-                    out.extend(self._pieces(part))
+                    out.extend(pieces(part, maxLength, SPLIT))
                     continue
                 out.append(Line(part[:maxLength], TRUNCATED))
                 self.droppedBytes += len(raw) - maxLength
@@ -202,7 +166,7 @@ class LineFramer:
                 # Cut whole pieces, keeping at least one byte of the line, so
                 # that the cuts fall where they would if the line were whole.
                 cut = (known - 1) // maxLength * maxLength
-                out.extend(self._pieces(rest[:cut]))
+                out.extend(pieces(rest[:cut], maxLength, SPLIT))
                 rest = rest[cut:]
                 self._splitting = True
             else:
@@ -215,13 +179,6 @@ class LineFramer:
                     self._discarding = True
         self._buffer = rest
         return out
-
-    def _pieces(self, payload: bytes, flags: int = SPLIT) -> List[bytes]:
-        """
-        Cut C{payload} into records of at most C{maxLength} bytes.
-        """
-        n = self.maxLength
-        return [Line(payload[i : i + n], flags) for i in range(0, len(payload), n)]
 
     def finish(self) -> List[bytes]:
         """
@@ -238,6 +195,6 @@ class LineFramer:
         if not splitting:
             self.oversizeLines += 1
         if self.policy is LongLines.split:
-            return self._pieces(rest, PARTIAL | SPLIT)
+            return pieces(rest, self.maxLength, PARTIAL | SPLIT)
         self.droppedBytes += len(rest) - self.maxLength
         return [Line(rest[: self.maxLength], PARTIAL | TRUNCATED)]
