@@ -299,8 +299,10 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--workers takes auto or a whole number of at least 1, not {self['workers']!r}"
             ) from None
-        if self["workers"] > 1 and self["chat"]:
-            raise usage.UsageError("--chat with --workers above 1 needs a broker: a room's members would be split")
+        if self["workers"] > 1 and self["chat"] and not self["redis"]:
+            raise usage.UsageError(
+                "--chat with --workers above 1 needs --redis: without it each worker would hold rooms of its own"
+            )
         if self["workers"] > 1 and self["metrics"]:
             raise usage.UsageError("--metrics does not work with --workers above 1 yet")
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
@@ -554,6 +556,41 @@ def connectionParts(options: Options, recorder: Any, reactor: Any, listeners: in
     return hub, settings, descriptors
 
 
+def chatParts(
+    options: Options, hub: Hub, settings: Dict[str, Any], reactor: Any
+) -> Tuple[LineLoggerFactory, Optional[ChatService], Optional[IService]]:
+    """
+    The protocol factory for the options: the logging one, or with
+    C{--chat} the chat room's (sharing its rooms through Redis with
+    C{--redis}).
+
+    @return: the factory, the chat service or C{None}, and the Redis
+        broker's service (to start first and stop last) or C{None}.
+    """
+    if not options["chat"]:
+        return LineLoggerFactory(hub, **settings), None, None
+    # Imported only in chat mode, like metrics: memory every process pays.
+    from .chatservice import ChatFactory, ChatService
+
+    broker = None
+    if options["redis"]:
+        from .redisbroker import RedisBroker
+
+        broker = RedisBroker(reactor, options["redis"], options["redis-prefix"], options["history"])
+    chat = ChatService(
+        reactor,
+        history=options["history"],
+        floodRate=options["flood-rate"],
+        floodBurst=options["flood-burst"],
+        sendq=options["sendq"],
+        broadcast=broker,
+        state=broker.state if broker is not None else None,
+    )
+    if broker is not None:
+        broker.attach(chat)
+    return ChatFactory(hub, chat, **settings), chat, broker
+
+
 def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerService:
     """
     Build the linelogger service from parsed options.
@@ -593,36 +630,12 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     hub, settings, descriptors = connectionParts(options, recorder, reactor, listeners)
     if options.get("workers", 1) > 1:
         return workersService(options, recorder, reactor)
-    factory: LineLoggerFactory
-    chat: Optional[ChatService] = None
-    if options["chat"]:
-        # Imported only in chat mode, like metrics: memory every process pays.
-        from .chatservice import ChatFactory, ChatService
-
-        broker = None
-        if options["redis"]:
-            from .redisbroker import RedisBroker
-
-            broker = RedisBroker(reactor, options["redis"], options["redis-prefix"], options["history"])
-        chat = ChatService(
-            reactor,
-            history=options["history"],
-            floodRate=options["flood-rate"],
-            floodBurst=options["flood-burst"],
-            sendq=options["sendq"],
-            broadcast=broker,
-            state=broker.state if broker is not None else None,
-        )
-        if broker is not None:
-            broker.attach(chat)
-        factory = ChatFactory(hub, chat, **settings)
-    else:
-        factory = LineLoggerFactory(hub, **settings)
+    factory, chat, broker = chatParts(options, hub, settings, reactor)
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
     top.twistdConfig = getattr(options, "parent", None)
-    if chat is not None and options["redis"]:
+    if broker is not None:
         # First: it stops last, after the listeners and the drain.
-        chat.broadcast.setServiceParent(top)  # type: ignore[attr-defined]
+        broker.setServiceParent(top)
     HubService(
         hub, reactor, drainTimeout=options["drain-timeout"], connectionLog=factory.connectionLogger
     ).setServiceParent(top)

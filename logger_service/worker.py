@@ -389,8 +389,7 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
         socket is adopted.
     """
     from .hub import HubService
-    from .protocol import LineLoggerFactory
-    from .tap import Options, connectionParts, withBacklog
+    from .tap import Options, chatParts, connectionParts, withBacklog
 
     options = Options()
     options.parseOptions(list(argv))
@@ -401,8 +400,13 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
     # Connection numbers unique across the workers: worker SLOT numbers
     # SLOT+1, SLOT+1+COUNT, ...
     hub._ids = itertools.count(slot + 1 + count * CONN_ID_GENERATION * generation, count)
-    factory = LineLoggerFactory(hub, **settings)
+    # With --chat (and so --redis), each worker is a node of the Redis
+    # cluster: rooms span the workers as they span machines.
+    factory, chat, broker = chatParts(options, hub, settings, reactor)
     top = MultiService()
+    if broker is not None:
+        # First: it stops last, after the listeners and the drain.
+        broker.setServiceParent(top)
     HubService(
         hub, reactor, drainTimeout=options["drain-timeout"], connectionLog=factory.connectionLogger
     ).setServiceParent(top)

@@ -517,3 +517,51 @@ class RedisDownAtStartTests(SynchronousTestCase):
         while not (client.readLine(30) or "").endswith("> hello"):
             pass
         self.assertEqual(node.log().count("does not answer"), 1)
+
+
+class WorkersTests(ClusterTestCase):
+    """
+    C{--chat --redis --workers 2}: each worker is a node of the cluster, so
+    a room spans the workers of one twistd.
+    """
+
+    def setUp(self) -> None:
+        self.redis = RedisServer(self)
+        self.prefix = f"t{os.getpid()}x{id(self) % 100000}"
+        server = LineLogger(
+            self,
+            "--chat",
+            "--workers",
+            "2",
+            "--redis",
+            self.redis.url,
+            "--redis-prefix",
+            self.prefix,
+            *self.options,
+        )
+        server.twistd.waitForLog("All 2 workers listen", timeout=30)
+        self.server = server
+
+    def test_roomSpansWorkers(self) -> None:
+        """
+        Clients of one port, served by different workers (their guest
+        nicknames carry different node tags), hear each other once.
+        """
+        clients: List[ChatClient] = []
+        tags: Dict[str, ChatClient] = {}
+        while len(tags) < 2:
+            self.assertLess(len(clients), 40, "every connection went to one worker")
+            client = self.join(self.server)
+            clients.append(client)
+            tags.setdefault(client.nick.rsplit("-", 1)[1], client)
+        first, second = tags.values()
+        self.waitForWho(first, f"({len(clients)})")
+        first.send("across the workers")
+        seen = second.expect(f"<{first.nick}> across the workers", 20)
+        self.assertNotIn(f"<{first.nick}> across the workers", seen)
+        second.send("and back")
+        self.assertNotIn(f"<{second.nick}> and back", first.expect(f"<{second.nick}> and back", 20))
+        self.server.waitForRecords(2)
+        records = self.server.records()
+        self.assertEqual(len([r for r in records if "across the workers" in r]), 1)
+        self.assertEqual(len([r for r in records if "and back" in r]), 1)

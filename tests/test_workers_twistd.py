@@ -103,13 +103,14 @@ class OptionsTests(SynchronousTestCase):
 
     def test_chatNeedsBroker(self) -> None:
         """
-        C{--chat --workers 2} is refused: a room would be split.
+        C{--chat --workers 2} without C{--redis} is refused: a room would be
+        split.
         """
         from twisted.python.usage import UsageError
 
         options = Options()
         error = self.assertRaises(UsageError, options.parseOptions, ["--chat", "--workers", "2"])
-        self.assertIn("--chat", str(error))
+        self.assertIn("--redis", str(error))
 
 
 class WorkersTests(SynchronousTestCase):
