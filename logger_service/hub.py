@@ -98,7 +98,9 @@ class Hub:
             refusals are counted and logged.
         """
         host = getattr(address, "host", None)
-        refusal = self.limits.refusal(host, len(self.connections), self._perHost.get(host, 0) if host else 0)
+        # Connections waiting for their PROXY header hold descriptors too.
+        openInAll = len(self.connections) + len(self.awaitingHeader)
+        refusal = self.limits.refusal(host, openInAll, self._perHost.get(host, 0) if host else 0)
         if refusal is None:
             return None
         reason, message = refusal

@@ -177,13 +177,28 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         if self.factory.acceptPacer is not None:
             self.factory.acceptPacer.watch(self.transport)
         if isinstance(self.transport, _PROXY_WRAPPERS):
+            # It holds a descriptor already: it counts against the limits.
+            refusal = self.factory.hub.admit(self.transport.getPeer())
+            if refusal is not None:
+                self.transport.write(b"error: " + refusal.encode("utf-8") + b"\r\n")
+                self.transport.loseConnection()
+                return
             self._awaitingProxyHeader = True
             # Known to the hub, so that a shutdown drains what it sent too.
             self.factory.hub.awaitingHeader[id(self)] = self
-            if self.factory.idleTimeout:
-                self.setTimeout(self.factory.idleTimeout)
+            timeout = self._headerTimeout()
+            if timeout:
+                self.setTimeout(timeout)
             return
         self.connectionStarted()
+
+    def _headerTimeout(self) -> float:
+        """
+        Seconds a connection may wait for its PROXY header: the shorter of
+        the idle and line timeouts that are set (a header is a line), or 0.
+        """
+        factory = self.factory
+        return min((t for t in (factory.idleTimeout, factory.lineTimeout) if t), default=0)
 
     def connectionStarted(self) -> None:
         """
@@ -256,7 +271,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
                 factory.hub.refuse(
                     "no-proxy-header",
                     self.transport.getPeer(),
-                    f"no PROXY header within {factory.idleTimeout:g} seconds",
+                    f"no PROXY header within {self._headerTimeout():g} seconds",
                 )
                 factory.hub.awaitingHeader.pop(id(self), None)
             self.transport.loseConnection()

@@ -735,6 +735,42 @@ class ProxyHeaderTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
         self.assertEqual([(r["line"], r["peer"]) for r in records(sink)], [("hello", "203.0.113.7:51234")])
 
+    def test_noHeaderWithinLineTimeout(self) -> None:
+        """
+        Without C{--idle-timeout}, a connection must send its header within
+        the line timeout (a header is a line): else it is refused.
+        """
+        factory, _, clock = buildWith(lineTimeout=5)
+        with capturedLogs():
+            wrapper, transport = self.wrapped(factory)
+            clock.advance(4.9)
+            self.assertFalse(transport.disconnecting)
+            clock.advance(0.1)
+            self.assertTrue(transport.disconnecting)
+            wrapper.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(factory.hub.refused, {"no-proxy-header": 1})
+        self.assertEqual(factory.hub.awaitingHeader, {})
+
+    def test_awaitingHeaderCounted(self) -> None:
+        """
+        Connections waiting for their header count against
+        C{--max-connections}: past it, a new one (wrapped or not) is refused.
+        """
+        factory, _, _ = buildWith(limits=ConnectionLimits(maxConnections=2))
+        with capturedLogs():
+            waiting = [self.wrapped(factory) for _ in range(2)]
+            self.assertEqual([t.disconnecting for _, t in waiting], [False, False])
+            _, third = self.wrapped(factory)
+            self.assertTrue(third.disconnecting)
+            self.assertIn(b"too many connections", third.value())
+            _, direct = connect(factory, 3)
+            self.assertTrue(direct.disconnecting)
+            wrapper, transport = waiting[0]
+            wrapper.connectionLost(Failure(ConnectionDone()))
+            self.wrapped(factory)[0].dataReceived(b"PROXY TCP4 203.0.113.7 127.0.0.1 51234 1234\r\nhello\n")
+        self.assertEqual(factory.hub.refused, {"max-connections": 2})
+        self.assertEqual(len(factory.hub.connections), 1)
+
     def test_noHeaderInTime(self) -> None:
         """
         With C{--idle-timeout}, no header within it is a refusal too.
