@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, Dict, Iterable, List, Optional, Union
 
+from .text import plural
+
 LOBBY = "#lobby"
 """The room every member starts in; it always exists."""
 
@@ -250,8 +252,7 @@ class ChatState:
         events: List[Event] = []
         if room.history:
             count = len(room.history)
-            what = "message" if count == 1 else f"{count} messages"
-            events.append(ToMember(member, f"* Last {what} in {room.name}:"))
+            events.append(ToMember(member, f"* Last {plural(count, 'message')} in {room.name}:"))
             events.extend(ToMember(member, text) for text in room.history)
         room.members[member.id] = member
         member.room = room

@@ -29,7 +29,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.connlog import plural
+from logger_service.text import plural
 
 from .test_metrics import fetch, parse
 from .twistd_helpers import (
