@@ -351,8 +351,10 @@ class HubService(Service):
         # sent is as much before the signal as what the others sent.
         for protocol in list(self.hub.connections.values()) + list(self.hub.awaitingHeader.values()):
             pending = pendingInput(protocol)
-            closing = "long-line" in protocol._pausedFor or "closing" in protocol._pausedFor
-            if pending > 0 and not closing:
+            if protocol.closing is not None:
+                # This side is closing it, and reads nothing more from it.
+                continue
+            if pending > 0:
                 key = id(protocol)
                 progress = lambda key=key: self._progress(key)  # noqa: E731
                 self._waiting[key] = InputDrain(protocol, pending, progress)

@@ -138,6 +138,10 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
     @ivar lineCount: lines received on this connection.
     @ivar bytesReceived: bytes received on this connection.
     @ivar acknowledged: lines reported to the client as written (C{--ack}).
+    @ivar closing: C{None}, or why this side is closing the connection
+        (C{--long-lines close}): C{"after acks"} while the lines before
+        are still to be acknowledged, then C{"now"} once the client was told
+        why.  Nothing it sends from then on is read.
     """
 
     delimiter = b"\n"
@@ -162,6 +166,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self._rateCall: Optional[IDelayedCall] = None
         # Whether this connection was logged one by one (see ConnectionLog).
         self._connectionLogged = False
+        self.closing: Optional[str] = None
 
     def callLater(self, period: float, func: Callable[[], Any]) -> IDelayedCall:
         """
@@ -314,7 +319,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self.acknowledged += count
         if self.factory.acks and not self._finished:
             self.transport.write(b"ok %d\r\n" % self.acknowledged)
-            if "long-line" in self._pausedFor and self.acknowledged >= self.lineCount:
+            if self.closing == "after acks" and self.acknowledged >= self.lineCount:
                 self._closeForLongLine()
 
     def dataReceived(self, data: bytes) -> None:
@@ -435,7 +440,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
                 # The lines before it (and its first bytes) are recorded:
                 # with --ack the client hears so before the connection
                 # closes (see acknowledge).
-                self.pauseReading("long-line")
+                self.closing = "after acks"
+                self.pauseReading("closing")
                 return
             self._closeForLongLine()
 
@@ -443,9 +449,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         C{--long-lines close}: tell the client, and close.
         """
-        if "long-line" in self._pausedFor:
-            # Still paused, and said once: no further ack can close it again.
-            self._pausedFor = tuple(r for r in self._pausedFor if r != "long-line") + ("closing",)
+        self.closing = "now"
         self.transport.write(b"error: line longer than %d bytes; closing connection\r\n" % self.factory.maxLineLength)
         self.transport.loseConnection()
 

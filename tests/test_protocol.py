@@ -649,7 +649,9 @@ class LongLineAckTests(SynchronousTestCase):
             self.assertEqual(transport.value(), b"")
             self.assertFalse(transport.disconnecting)
             self.assertEqual(transport.producerState, "paused")
+            self.assertEqual(protocol.closing, "after acks")
             clock.advance(0.1)
+            self.assertEqual(protocol.closing, "now")
         self.assertEqual(transport.value(), b"ok 3\r\nerror: line longer than 4 bytes; closing connection\r\n")
         self.assertTrue(transport.disconnecting)
         self.assertEqual([r["line"] for r in records(sink)], ["one", "two", "much"])
@@ -661,7 +663,9 @@ class LongLineAckTests(SynchronousTestCase):
         factory, _, _ = build(maxLineLength=4, longLines=LongLines.close)
         with capturedLogs():
             protocol, transport = connect(factory)
+            self.assertIsNone(protocol.closing)
             protocol.dataReceived(b"one\nmuch too long\n")
+        self.assertEqual(protocol.closing, "now")
         self.assertEqual(transport.value(), b"error: line longer than 4 bytes; closing connection\r\n")
         self.assertTrue(transport.disconnecting)
 
