@@ -528,7 +528,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         fsync=options["fsync"],
         acks=options["ack"],
     )
-    listeners = len(options["port"]) + (1 if options["metrics"] else 0)
+    listeners = len(options["port"]) + (1 if options["metrics"] else 0) + (1 if options["web"] else 0)
     try:
         descriptors = fdlimit.fit(options["max-connections"], options["backlog"], listeners)
     except ValueError as e:
