@@ -300,6 +300,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         self._lineCall = None
         if self._finished or self.framer is None:
+            # The line ended in time (the timer is left armed then).
             return
         factory = self.factory
         factory.hub.lineTimeouts += 1
@@ -343,6 +344,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
 
     def _frame(self, data: bytes) -> None:
         framer = self.framer
+        # No framer: nothing was held, so a line this chunk leaves
+        # unfinished is a new one.
+        fresh = framer is None
         if framer is None:
             factory = self.factory
             framer = self.framer = factory.makeFramer(factory.maxLineLength, factory.longLines)
@@ -363,14 +367,15 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         if framer.idle:
             if self.framer is framer:
                 self.framer = None
-            if self._lineCall is not None:
-                self._stopLineTimer()
+            # A line timer still armed is left so: it finds no unfinished
+            # line when it fires, and a client whose chunks end alternately
+            # mid-line and on LF pays a reset, not a cancel and a new call.
         elif self.factory.lineTimeout and not self._pausedFor and self.framer is framer:
             # An unfinished line is held: it must end within the line
             # timeout.  A new one starts the time afresh.
             if self._lineCall is None:
                 self._lineCall = self.factory.clock.callLater(self.factory.lineTimeout, self._lineTimedOut)
-            elif lines:
+            elif lines or fresh:
                 self._lineCall.reset(self.factory.lineTimeout)
 
     def setLineMode(self, extra: bytes = b"") -> None:

@@ -591,10 +591,37 @@ class LineTimeoutTests(SynchronousTestCase):
                 protocol.dataReceived(b"end %d\nstart %d" % (n, n))
                 clock.advance(4)
             protocol.dataReceived(b"\n")
-            self.assertIsNone(protocol._lineCall)
             clock.advance(100)
         self.assertFalse(transport.disconnecting)
         self.assertEqual(factory.hub.lineTimeouts, 0)
+        self.assertIsNone(protocol._lineCall)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_alternatingChunksKeepOneCall(self) -> None:
+        """
+        Chunks ending alternately mid-line and on LF keep one timer call,
+        reset for each new unfinished line rather than cancelled and made
+        again; each unfinished line still gets the whole time.
+        """
+        factory, _, clock = buildWith(lineTimeout=5)
+        with capturedLogs():
+            protocol, transport = connect(factory)
+            protocol.dataReceived(b"ab")
+            call = protocol._lineCall
+            assert call is not None
+            for _ in range(5):
+                clock.advance(2)
+                protocol.dataReceived(b"c\n")
+                self.assertIs(protocol._lineCall, call)
+                clock.advance(2)
+                protocol.dataReceived(b"ab")
+                self.assertIs(protocol._lineCall, call)
+            self.assertTrue(call.active())
+            clock.advance(4.9)
+            self.assertFalse(transport.disconnecting)
+            clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(factory.hub.lineTimeouts, 1)
 
     def test_notWhilePaused(self) -> None:
         """
