@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from logger_service.broker import IBroker
+from logger_service.chat import ToMember
 from logger_service.chatservice import ChatService
 from logger_service.hub import Hub
 from logger_service.metrics import makeRegistry
@@ -195,6 +196,7 @@ class ClusterNickTests(SynchronousTestCase):
         member, _ = broker.state.connect(1, client)
         for line in [b"/nick bob\x1b", b"/nick x\xc2\x9b"]:
             (event,) = broker.state.say(member, line)
+            assert isinstance(event, ToMember)
             self.assertEqual(event.text, "! Nicknames cannot hold control characters.")
         broker.state.say(member, b"/nick bob")
         self.assertEqual(claimed, ["bob"])
