@@ -195,6 +195,9 @@ class _AppendingLogFile(LogFile):
                     self.midRecord = data[done - 1] != _LF
                 if done < end:
                     break
+            if self._reopenPending and not self.midRecord:
+                # The record it waited for is whole.
+                self._reopen()
         except OSError as e:
             if not done:
                 raise
@@ -263,12 +266,12 @@ class _AppendingLogFile(LogFile):
         self._reopen()
 
     def _reopen(self) -> None:
-        self._reopenPending = False
         old = self._file
         previous = _nameOf(old.fileno())
         if self.durable:
             _sync(old.fileno())
         self._openFile()
+        self._reopenPending = False
         old.close()
         _log(LogLevel.info, "Reopened {path}; the records before are in {previous}", path=self.path, previous=previous)
         if self.durable:

@@ -342,6 +342,7 @@ class FileSinkTests(SynchronousTestCase):
             sink.reopen()
             self.assertEqual(sink.write(b"bb\n"), 3)
             self.assertIsNone(sink.writeError)
+            self.assertTrue(os.path.exists(self.path), "reopened once the record is whole")
             sink.write(b"next\n")
         sink.close()
         self.assertEqual(self.read(self.path + ".old"), b"aaaa\nbbbb\n")
