@@ -175,7 +175,7 @@ class _AppendingLogFile(LogFile):
             while done < len(data):
                 if not self.midRecord:
                     if self._reopenPending:
-                        self._reopen()
+                        self._deferredReopen()
                     if limit and self.size >= limit:
                         self.rotate()
                 room = limit - self.size if limit else len(data)
@@ -197,7 +197,7 @@ class _AppendingLogFile(LogFile):
                     break
             if self._reopenPending and not self.midRecord:
                 # The record it waited for is whole.
-                self._reopen()
+                self._deferredReopen()
         except OSError as e:
             if not done:
                 raise
@@ -265,13 +265,25 @@ class _AppendingLogFile(LogFile):
             return
         self._reopen()
 
+    def _deferredReopen(self) -> None:
+        """
+        The reopen that waited for a record to be whole: if it fails, say
+        so and go on writing to the old file, as a reopen that fails at once
+        does.
+        """
+        self._reopenPending = False
+        try:
+            self._reopen()
+        except OSError as e:
+            _log(LogLevel.error, "Cannot reopen {path}; still writing to the old one: {error}", path=self.path, error=e)
+
     def _reopen(self) -> None:
+        self._reopenPending = False
         old = self._file
         previous = _nameOf(old.fileno())
         if self.durable:
             _sync(old.fileno())
         self._openFile()
-        self._reopenPending = False
         old.close()
         _log(LogLevel.info, "Reopened {path}; the records before are in {previous}", path=self.path, previous=previous)
         if self.durable:

@@ -367,6 +367,29 @@ class FileSinkTests(SynchronousTestCase):
         self.assertEqual(self.read(self.path), b"aaaa\nbbbb\nnext\n")
         self.assertEqual(sink.tornRecords, 0)
 
+    def test_deferredReopenFails(self) -> None:
+        """
+        A reopen that waited for a record, and then fails, is logged; the
+        records go on to the old file.
+        """
+        sink = FileSink(self.path)
+        self.shortWrites(7)
+        with capturedLogs() as events:
+            sink.write(b"aaaa\nbbbb\n")
+            sink.reopen()
+            logFile = sink._file
+
+            def openFile() -> None:
+                raise OSError(errno.EMFILE, "injected")
+
+            self.patch(logFile, "_openFile", openFile)
+            self.assertEqual(sink.write(b"bb\nnext\n"), 8)
+            sink.write(b"more\n")
+        sink.close()
+        self.assertEqual(self.read(self.path), b"aaaa\nbbbb\nnext\nmore\n")
+        (error,) = [e for e in events if e["log_level"] == LogLevel.error]
+        self.assertIn("Cannot reopen", error["log_format"])
+
     def test_noRotationMidRecord(self) -> None:
         """
         A file that reached the rotation size part way through a record
