@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, Dict, Iterable, List, Optional, Union
 
+from .text import plural
+
 LOBBY = "#lobby"
 """The room every member starts in; it always exists."""
 
@@ -86,7 +88,7 @@ _SPLIT_DISPLAYED = re.compile(
 # Control characters a nickname was typed with (before they were made
 # visible): C0 but tab (shown as a space, it never ends up in a nickname),
 # DEL, and C1 in UTF-8.
-_NICK_CONTROLS = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|\xc2[\x80-\x9f]")
+NICK_CONTROLS = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|\xc2[\x80-\x9f]")
 
 HELP = [
     "* Commands:",
@@ -250,8 +252,7 @@ class ChatState:
         events: List[Event] = []
         if room.history:
             count = len(room.history)
-            what = "message" if count == 1 else f"{count} messages"
-            events.append(ToMember(member, f"* Last {what} in {room.name}:"))
+            events.append(ToMember(member, f"* Last {plural(count, 'message')} in {room.name}:"))
             events.extend(ToMember(member, text) for text in room.history)
         room.members[member.id] = member
         member.room = room
@@ -291,10 +292,9 @@ class ChatState:
             handler = getattr(self, "_cmd_" + command.lower(), None)
             if handler is None or not command:
                 return [ToMember(member, f"! Unknown command /{command}. Type /help for the list.")]
-            if handler == self._cmd_nick and _NICK_CONTROLS.search(line):
-                # Shown, ESC would be ^[, two characters a nickname may hold.
-                return [ToMember(member, "! Nicknames cannot hold control characters.")]
-            result: List[Event] = handler(member, argument.strip())
+            # Each command gets the line as received too: what it shows
+            # was made safe to show, and may hide what was sent.
+            result: List[Event] = handler(member, argument.strip(), line)
             return result
         if not text.strip():
             return []
@@ -309,10 +309,13 @@ class ChatState:
         room.history.append(text)
         return [ToRoom(room, text, exclude=member)]
 
-    def _cmd_help(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_help(self, member: Member, argument: str, line: bytes) -> List[Event]:
         return [ToMember(member, text) for text in HELP]
 
-    def _cmd_nick(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_nick(self, member: Member, argument: str, line: bytes) -> List[Event]:
+        if NICK_CONTROLS.search(line):
+            # Shown, ESC would be ^[, two characters a nickname may hold.
+            return [ToMember(member, "! Nicknames cannot hold control characters.")]
         if not argument:
             return [ToMember(member, f"* You are {member.nick}. Usage: /nick NAME")]
         if not NICK_PATTERN.match(argument):
@@ -338,18 +341,18 @@ class ChatState:
             ToRoom(member.room, f"* {old} is now {argument}", member),
         ]
 
-    def _cmd_who(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_who(self, member: Member, argument: str, line: bytes) -> List[Event]:
         room = member.room
         assert room is not None
         nicks = ", ".join(m.nick for m in room.members.values())
         return [ToMember(member, f"* In {room.name} ({len(room.members)}): {nicks}")]
 
-    def _cmd_rooms(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_rooms(self, member: Member, argument: str, line: bytes) -> List[Event]:
         rooms = sorted(self.rooms.values(), key=lambda r: foldName(r.name))
         listing = ", ".join(f"{r.name} ({len(r.members)})" for r in rooms)
         return [ToMember(member, f"* Rooms: {listing}")]
 
-    def _cmd_join(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_join(self, member: Member, argument: str, line: bytes) -> List[Event]:
         name = argument if argument.startswith("#") else "#" + argument
         if not ROOM_PATTERN.match(name):
             return [ToMember(member, "! Usage: /join #ROOM (1 to 31 letters, digits, _ or -)")]
@@ -363,7 +366,7 @@ class ChatState:
         events.extend(self._enter(member, room))
         return events
 
-    def _cmd_msg(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_msg(self, member: Member, argument: str, line: bytes) -> List[Event]:
         nick, _, text = argument.partition(" ")
         text = text.strip()
         if not nick or not text:
@@ -373,12 +376,12 @@ class ChatState:
             return [ToMember(member, f"! No one is called {nick}.")]
         return [ToMember(target, f"*{member.nick}* {text}"), ToMember(member, f"-> *{target.nick}* {text}")]
 
-    def _cmd_me(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_me(self, member: Member, argument: str, line: bytes) -> List[Event]:
         if not argument:
             return [ToMember(member, "! Usage: /me ACTION")]
         return self._toRoom(member, f"* {member.nick} {argument}")
 
-    def _cmd_quit(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_quit(self, member: Member, argument: str, line: bytes) -> List[Event]:
         reason = _reason(argument or "quit")
         events: List[Event] = [ToMember(member, "* Bye.")]
         events.extend(self.disconnect(member, reason))

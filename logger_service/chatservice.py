@@ -196,11 +196,17 @@ class ChatProtocol(LineLoggerProtocol):
     """
 
     factory: ChatFactory
-    member: Optional[Member] = None
-    sendQueue: Optional[SendQueue] = None
-    # Made for a client once it sends a byte 0xFF (IAC), which only Telnet
-    # commands and invalid UTF-8 hold: other clients never pay for it.
-    _telnet: Optional[TelnetFilter] = None
+
+    def __init__(self) -> None:
+        LineLoggerProtocol.__init__(self)
+        # After the recorder's attributes, always in this order, so that
+        # every connection's attributes share one set of keys.
+        self.member: Optional[Member] = None
+        self.sendQueue: Optional[SendQueue] = None
+        # Made for a client once it sends a byte 0xFF (IAC), which only
+        # Telnet commands and invalid UTF-8 hold: other clients never pay
+        # for a filter.
+        self._telnet: Optional[TelnetFilter] = None
 
     def connectionStarted(self) -> None:
         """

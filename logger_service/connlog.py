@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from .limits import TokenBucket
 from .records import RecordContext
+from .text import plural
 
 log = Logger()
 
@@ -33,14 +34,6 @@ SUMMARY = (
     "({lines} lines) in the last {seconds}s not logged one by one; from {hosts}"
 )
 """The log format of the summary of the connections not logged one by one."""
-
-
-def plural(count: int, noun: str) -> str:
-    """
-    C{count} and C{noun}, in the plural unless C{count} is 1: C{1 line},
-    C{0 lines}, C{2 lines}.
-    """
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def hostOf(context: RecordContext) -> str:

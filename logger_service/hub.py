@@ -98,7 +98,9 @@ class Hub:
             refusals are counted and logged.
         """
         host = getattr(address, "host", None)
-        refusal = self.limits.refusal(host, len(self.connections), self._perHost.get(host, 0) if host else 0)
+        # Connections waiting for their PROXY header hold descriptors too.
+        openInAll = len(self.connections) + len(self.awaitingHeader)
+        refusal = self.limits.refusal(host, openInAll, self._perHost.get(host, 0) if host else 0)
         if refusal is None:
             return None
         reason, message = refusal
@@ -349,8 +351,10 @@ class HubService(Service):
         # sent is as much before the signal as what the others sent.
         for protocol in list(self.hub.connections.values()) + list(self.hub.awaitingHeader.values()):
             pending = pendingInput(protocol)
-            closing = "long-line" in protocol._pausedFor or "closing" in protocol._pausedFor
-            if pending > 0 and not closing:
+            if protocol.closing is not None:
+                # This side is closing it, and reads nothing more from it.
+                continue
+            if pending > 0:
                 key = id(protocol)
                 progress = lambda key=key: self._progress(key)  # noqa: E731
                 self._waiting[key] = InputDrain(protocol, pending, progress)

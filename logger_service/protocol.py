@@ -129,6 +129,10 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
     @ivar lineCount: lines received on this connection.
     @ivar bytesReceived: bytes received on this connection.
     @ivar acknowledged: lines reported to the client as written (C{--ack}).
+    @ivar closing: C{None}, or why this side is closing the connection
+        (C{--long-lines close}): C{"after acks"} while the lines before
+        are still to be acknowledged, then C{"now"} once the client was told
+        why.  Nothing it sends from then on is read.
     """
 
     delimiter = b"\n"
@@ -153,6 +157,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self._rateCall: Optional[IDelayedCall] = None
         # Whether this connection was logged one by one (see ConnectionLog).
         self._connectionLogged = False
+        self.closing: Optional[str] = None
 
     def callLater(self, period: float, func: Callable[[], Any]) -> IDelayedCall:
         """
@@ -168,13 +173,28 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         if self.factory.acceptPacer is not None:
             self.factory.acceptPacer.watch(self.transport)
         if isProxyWrapper(self.transport):
+            # It holds a descriptor already: it counts against the limits.
+            refusal = self.factory.hub.admit(self.transport.getPeer())
+            if refusal is not None:
+                self.transport.write(b"error: " + refusal.encode("utf-8") + b"\r\n")
+                self.transport.loseConnection()
+                return
             self._awaitingProxyHeader = True
             # Known to the hub, so that a shutdown drains what it sent too.
             self.factory.hub.awaitingHeader[id(self)] = self
-            if self.factory.idleTimeout:
-                self.setTimeout(self.factory.idleTimeout)
+            timeout = self._headerTimeout()
+            if timeout:
+                self.setTimeout(timeout)
             return
         self.connectionStarted()
+
+    def _headerTimeout(self) -> float:
+        """
+        Seconds a connection may wait for its PROXY header: the shorter of
+        the idle and line timeouts that are set (a header is a line), or 0.
+        """
+        factory = self.factory
+        return min((t for t in (factory.idleTimeout, factory.lineTimeout) if t), default=0)
 
     def connectionStarted(self) -> None:
         """
@@ -247,7 +267,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
                 factory.hub.refuse(
                     "no-proxy-header",
                     self.transport.getPeer(),
-                    f"no PROXY header within {factory.idleTimeout:g} seconds",
+                    f"no PROXY header within {self._headerTimeout():g} seconds",
                 )
                 factory.hub.awaitingHeader.pop(id(self), None)
             self.transport.loseConnection()
@@ -271,6 +291,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         self._lineCall = None
         if self._finished or self.framer is None:
+            # The line ended in time (the timer is left armed then).
             return
         factory = self.factory
         factory.hub.lineTimeouts += 1
@@ -290,7 +311,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self.acknowledged += count
         if self.factory.acks and not self._finished:
             self.transport.write(b"ok %d\r\n" % self.acknowledged)
-            if "long-line" in self._pausedFor and self.acknowledged >= self.lineCount:
+            if self.closing == "after acks" and self.acknowledged >= self.lineCount:
                 self._closeForLongLine()
 
     def dataReceived(self, data: bytes) -> None:
@@ -314,6 +335,9 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
 
     def _frame(self, data: bytes) -> None:
         framer = self.framer
+        # No framer: nothing was held, so a line this chunk leaves
+        # unfinished is a new one.
+        fresh = framer is None
         if framer is None:
             factory = self.factory
             framer = self.framer = factory.makeFramer(factory.maxLineLength, factory.longLines)
@@ -334,14 +358,15 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         if framer.idle:
             if self.framer is framer:
                 self.framer = None
-            if self._lineCall is not None:
-                self._stopLineTimer()
+            # A line timer still armed is left so: it finds no unfinished
+            # line when it fires, and a client whose chunks end alternately
+            # mid-line and on LF pays a reset, not a cancel and a new call.
         elif self.factory.lineTimeout and not self._pausedFor and self.framer is framer:
             # An unfinished line is held: it must end within the line
             # timeout.  A new one starts the time afresh.
             if self._lineCall is None:
                 self._lineCall = self.factory.clock.callLater(self.factory.lineTimeout, self._lineTimedOut)
-            elif lines:
+            elif lines or fresh:
                 self._lineCall.reset(self.factory.lineTimeout)
 
     def setLineMode(self, extra: bytes = b"") -> None:
@@ -411,7 +436,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
                 # The lines before it (and its first bytes) are recorded:
                 # with --ack the client hears so before the connection
                 # closes (see acknowledge).
-                self.pauseReading("long-line")
+                self.closing = "after acks"
+                self.pauseReading("closing")
                 return
             self._closeForLongLine()
 
@@ -419,9 +445,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         C{--long-lines close}: tell the client, and close.
         """
-        if "long-line" in self._pausedFor:
-            # Still paused, and said once: no further ack can close it again.
-            self._pausedFor = tuple(r for r in self._pausedFor if r != "long-line") + ("closing",)
+        self.closing = "now"
         self.transport.write(b"error: line longer than %d bytes; closing connection\r\n" % self.factory.maxLineLength)
         self.transport.loseConnection()
 

@@ -193,11 +193,14 @@ class Recorder:
 
     def _writeInThread(self, data: bytes, syncNow: bool) -> Tuple[int, Optional[OSError], float]:
         """
-        In the writer: write, and C{fsync} if asked.  A sync failure is
-        returned rather than raised: the bytes were written.
+        In the writer: write, and C{fsync} if asked.  A sync failure, or
+        the error that cut a write short, is returned rather than raised:
+        the bytes were written.
         """
         written = self.sink.write(data)
-        if not syncNow or written < len(data):
+        if written < len(data):
+            return written, self.sink.writeError, 0.0
+        if not syncNow:
             return written, None, 0.0
         started = time.monotonic()
         try:
@@ -217,7 +220,7 @@ class Recorder:
             self.recordsWritten += done
             self._inflightRecords -= done
             self._inflight = data[written:]
-            self._failed(OSError("short write"))
+            self._failed(syncError if syncError is not None else OSError("short write"))
             return
         self.recordsWritten += self._inflightRecords
         acks = self._inflightAcks

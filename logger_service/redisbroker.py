@@ -45,7 +45,7 @@ from zope.interface import implementer
 
 from .broadcast import LocalBroadcast
 from .broker import IBroker
-from .chat import LOBBY, NICK_PATTERN, ChatState, Event, Member, Room, ToMember, foldName
+from .chat import LOBBY, NICK_CONTROLS, NICK_PATTERN, ChatState, Event, Member, Room, ToMember, foldName
 from .chatservice import ChatService, encode
 
 log = Logger()
@@ -388,16 +388,17 @@ class ClusterChatState(ChatState):
         self.broker.publishMessage(room, encode(text), member)
         return []
 
-    def _cmd_nick(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_nick(self, member: Member, argument: str, line: bytes) -> List[Event]:
         if (
             not argument
+            or NICK_CONTROLS.search(line)
             or not NICK_PATTERN.match(argument)
             or argument == member.nick
             or self.members.get(foldName(argument), member) is not member
         ):
-            return ChatState._cmd_nick(self, member, argument)
+            return ChatState._cmd_nick(self, member, argument, line)
         if foldName(argument) == foldName(member.nick):
-            return ChatState._cmd_nick(self, member, argument)
+            return ChatState._cmd_nick(self, member, argument, line)
         if not self.broker.redisUp:
             return [ToMember(member, "! Nickname changes wait for the chat cluster, out of reach now: try again soon.")]
         self.broker.rename(member, argument)
@@ -407,26 +408,26 @@ class ClusterChatState(ChatState):
         """
         The cluster gave C{member} the nickname C{nick}: take it here.
         """
-        return ChatState._cmd_nick(self, member, nick)
+        return ChatState._cmd_nick(self, member, nick, nick.encode("utf-8"))
 
-    def _cmd_who(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_who(self, member: Member, argument: str, line: bytes) -> List[Event]:
         if not self.broker.redisUp:
-            return self._local(ChatState._cmd_who(self, member, argument))
+            return self._local(ChatState._cmd_who(self, member, argument, line))
         assert member.room is not None
         self.broker.who(member, member.room)
         return []
 
-    def _cmd_rooms(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_rooms(self, member: Member, argument: str, line: bytes) -> List[Event]:
         if not self.broker.redisUp:
-            return self._local(ChatState._cmd_rooms(self, member, argument))
+            return self._local(ChatState._cmd_rooms(self, member, argument, line))
         self.broker.rooms(member)
         return []
 
-    def _cmd_msg(self, member: Member, argument: str) -> List[Event]:
+    def _cmd_msg(self, member: Member, argument: str, line: bytes) -> List[Event]:
         nick, _, text = argument.partition(" ")
         text = text.strip()
         if not nick or not text or foldName(nick) in self.members or not self.broker.redisUp:
-            return ChatState._cmd_msg(self, member, argument)
+            return ChatState._cmd_msg(self, member, argument, line)
         self.broker.privateMessage(member, nick, encode(f"*{member.nick}* {text}"), text)
         return []
 

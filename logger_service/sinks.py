@@ -13,15 +13,41 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import BinaryIO, Optional
+from typing import Any, BinaryIO, Callable, Optional, Tuple, cast
 
-from twisted.logger import Logger
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.logger import Logger, LogLevel
+from twisted.python import threadable
 from twisted.python.logfile import LogFile
-from zope.interface import Interface, implementer
+from zope.interface import Attribute, Interface, implementer
 
 from .twistedprivate import OpenableLogFile
 
 log = Logger()
+
+_LF = ord("\n")
+
+
+def _callInReactor(f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    """
+    Call C{f(*args, **kwargs)} in the reactor thread.
+    """
+    from twisted.internet import reactor
+
+    cast(IReactorFromThreads, reactor).callFromThread(f, *args, **kwargs)
+
+
+def _log(level: LogLevel, format: str, **kwargs: object) -> None:
+    """
+    Log an event from any thread: sinks run in the writer thread, and
+    log observers (twistd's log file) are not thread-safe, so an event from
+    another thread is handed to the reactor thread.
+    """
+    if threadable.ioThread is None or threadable.isInIOThread():
+        # No reactor runs yet (start-up), or this is its thread.
+        log.emit(level, format, **kwargs)
+    else:
+        _callInReactor(log.emit, level, format, **kwargs)
 
 
 class IRecordSink(Interface):
@@ -38,6 +64,10 @@ class IRecordSink(Interface):
             again later.
         @raise OSError: if not one byte could be written.
         """
+
+    writeError = Attribute(
+        "The C{OSError} that stopped the last L{write} short (after some bytes were written), or C{None}."
+    )
 
     def sync() -> None:
         """
@@ -68,8 +98,15 @@ class _AppendingLogFile(OpenableLogFile):
     away or closed, and the directory after a file was renamed or opened:
     an C{fsync} that follows covers every record written to any file.
 
+    A short write (a full disk) leaves the file part way through a record
+    (C{midRecord}) until the rest of it is offered again: the file neither
+    rotates nor reopens before that record is whole, so no record is split
+    between two files.
+
     @ivar tornRecords: how many times the file was found ending in the
-        middle of a record when opened, and ended with a newline.
+        middle of a record when first opened, and ended with a newline.
+    @ivar midRecord: whether the last byte written was not the end of a
+        record.
     """
 
     def __init__(
@@ -84,6 +121,10 @@ class _AppendingLogFile(OpenableLogFile):
         self.tornRecords = 0
         self._directoryDirty = False
         self._cannotRotate = False
+        self.midRecord = False
+        self._opened = False
+        self._reopenPending = False
+        self.writeError: Optional[OSError] = None
         LogFile.__init__(self, name, directory, rotateLength=rotateLength, maxRotatedFiles=maxRotatedFiles)
 
     def openFile(self) -> None:
@@ -97,17 +138,24 @@ class _AppendingLogFile(OpenableLogFile):
         self.size = os.fstat(fd).st_size
         # The file may be new: its name is durable once the directory is.
         self._directoryDirty = True
-        if self.size and _lastByte(self.path) not in (b"\n", None):
+        first, self._opened = not self._opened, True
+        if first and self.size and _lastByte(self.path) not in (b"\n", None):
             # The last run died part way through writing a record (kill -9,
             # a crash): end that record here, or the next one would be
             # glued onto it.
             self.tornRecords += 1
             try:
-                self.size += _writeSome(fd, b"\n")
+                self.size += _writeSome(fd, b"\n")[0]
             except OSError as e:
-                log.error("{path} ends part way through a record; cannot end it: {error}", path=self.path, error=e)
+                _log(
+                    LogLevel.error,
+                    "{path} ends part way through a record; cannot end it: {error}",
+                    path=self.path,
+                    error=e,
+                )
             else:
-                log.warn(
+                _log(
+                    LogLevel.warn,
                     "{path} ended part way through a record (the last run was killed while writing?): "
                     "ended that record with a newline",
                     path=self.path,
@@ -117,49 +165,74 @@ class _AppendingLogFile(OpenableLogFile):
         """
         Write C{data}, rotating when the file has reached the size limit,
         before the write or part way through it; see L{IRecordSink.write}.
+
+        The error that stopped a write short is kept in C{writeError}.
         """
+        self.writeError = None
         limit = self.rotateLength
-        if not limit or self.size + len(data) < limit:
-            written = _writeSome(self.file.fileno(), data)
+        if not (self.midRecord or self._reopenPending) and (not limit or self.size + len(data) < limit):
+            written, self.writeError = _writeSome(self.file.fileno(), data)
             self.size += written
+            if written < len(data):
+                self.midRecord = data[written - 1] != _LF
             return written
         done = 0
         try:
             while done < len(data):
-                if self.size >= limit:
-                    self.rotate()
-                room = limit - self.size
-                if room <= 0 or len(data) - done <= room:
+                if not self.midRecord:
+                    if self._reopenPending:
+                        self._deferredReopen()
+                    if limit and self.size >= limit:
+                        self.rotate()
+                room = limit - self.size if limit else len(data)
+                if self.midRecord:
+                    # The rest of a record cut short: it ends in this file.
+                    end = data.find(b"\n", done) + 1 or len(data)
+                elif room <= 0 or len(data) - done <= room:
                     # All fits, or the file cannot rotate.
                     end = len(data)
                 else:
                     # Up to the end of the record that reaches the limit.
                     end = data.find(b"\n", done + room - 1) + 1 or len(data)
-                written = _writeSome(self.file.fileno(), data[done:end])
+                written, self.writeError = _writeSome(self.file.fileno(), data[done:end])
                 self.size += written
                 done += written
+                if written:
+                    self.midRecord = data[done - 1] != _LF
                 if done < end:
                     break
-        except OSError:
+            if self._reopenPending and not self.midRecord:
+                # The record it waited for is whole.
+                self._deferredReopen()
+        except OSError as e:
             if not done:
                 raise
+            self.writeError = e
         return done
 
     def rotate(self) -> None:
         """
         Rename FILE to FILE.1 (FILE.1 to FILE.2 and so on, dropping the
-        oldest beyond C{maxRotatedFiles}) and open a new FILE.
+        oldest beyond C{maxRotatedFiles}) and open a new FILE.  If FILE is
+        gone (removed), only a new FILE is opened.
 
         Without write permission it says so once, and writing goes on to
         the same file.
 
-        @raise OSError: if syncing or renaming failed; the file may be
-            tried again.
+        @raise OSError: if syncing, renaming or opening failed; FILE is then
+            still the current file, and rotating may be tried again.
         """
+        if not os.path.exists(self.path):
+            self._reopen()
+            return
         if not (os.access(self.directory, os.W_OK) and os.access(self.path, os.W_OK)):
             if not self._cannotRotate:
                 self._cannotRotate = True
-                log.error("Cannot rotate {path}: no write permission; writing on past the limit", path=self.path)
+                _log(
+                    LogLevel.error,
+                    "Cannot rotate {path}: no write permission; writing on past the limit",
+                    path=self.path,
+                )
             return
         self._cannotRotate = False
         old = self.file
@@ -173,9 +246,14 @@ class _AppendingLogFile(OpenableLogFile):
         rotated = f"{self.path}.1"
         os.rename(self.path, rotated)
         size = self.size
-        self.openFile()
+        try:
+            self.openFile()
+        except OSError:
+            # Out of descriptors, or of space: the old file stays FILE.
+            os.rename(rotated, self.path)
+            raise
         old.close()
-        log.info("Rotated {path} to {rotated} at {size} bytes", path=self.path, rotated=rotated, size=size)
+        _log(LogLevel.info, "Rotated {path} to {rotated} at {size} bytes", path=self.path, rotated=rotated, size=size)
         if self.durable:
             self.syncDirectory()
 
@@ -183,14 +261,37 @@ class _AppendingLogFile(OpenableLogFile):
         """
         Open the path again; close the old file (synced first, when
         C{durable}) only once the new one is open.
+
+        Part way through a record (a short write), the reopening waits
+        until the rest of that record is written, to the old file.
         """
+        if self.midRecord:
+            self._reopenPending = True
+            _log(LogLevel.info, "Reopening {path} once the record being written is whole", path=self.path)
+            return
+        self._reopen()
+
+    def _deferredReopen(self) -> None:
+        """
+        The reopen that waited for a record to be whole: if it fails, say
+        so and go on writing to the old file, as a reopen that fails at once
+        does.
+        """
+        self._reopenPending = False
+        try:
+            self._reopen()
+        except OSError as e:
+            _log(LogLevel.error, "Cannot reopen {path}; still writing to the old one: {error}", path=self.path, error=e)
+
+    def _reopen(self) -> None:
+        self._reopenPending = False
         old = self.file
         previous = _nameOf(old.fileno())
         if self.durable:
             _sync(old.fileno())
         self.openFile()
         old.close()
-        log.info("Reopened {path}; the records before are in {previous}", path=self.path, previous=previous)
+        _log(LogLevel.info, "Reopened {path}; the records before are in {previous}", path=self.path, previous=previous)
         if self.durable:
             self.syncDirectory()
 
@@ -206,7 +307,9 @@ class _AppendingLogFile(OpenableLogFile):
                 if e.errno not in (errno.EACCES, errno.EPERM):
                     raise
                 # A directory we may write to but not read: nothing to be done.
-                log.warn("Cannot fsync the directory {directory}: {error}", directory=self.directory, error=e)
+                _log(
+                    LogLevel.warn, "Cannot fsync the directory {directory}: {error}", directory=self.directory, error=e
+                )
                 self._directoryDirty = False
                 return
             try:
@@ -246,6 +349,13 @@ class FileSink:
         self._file = _AppendingLogFile.fromFullPath(
             path, rotateLength=rotateSize, maxRotatedFiles=rotateKeep, durable=durable
         )
+
+    @property
+    def writeError(self) -> Optional[OSError]:
+        """
+        The error that stopped the last write short, or C{None}.
+        """
+        return self._file.writeError
 
     @property
     def tornRecords(self) -> int:
@@ -296,13 +406,15 @@ class StreamSink:
     def __init__(self, stream: BinaryIO) -> None:
         stream.flush()
         self._fd: Optional[int] = os.dup(stream.fileno())
+        self.writeError: Optional[OSError] = None
 
     def write(self, data: bytes) -> int:
         """
         Write C{data}; see L{IRecordSink.write}.
         """
         assert self._fd is not None, "write after close"
-        return _writeSome(self._fd, data)
+        written, self.writeError = _writeSome(self._fd, data)
+        return written
 
     def sync(self) -> None:
         """
@@ -337,12 +449,12 @@ def _sync(fd: int) -> None:
             raise
 
 
-def _writeSome(fd: int, data: bytes) -> int:
+def _writeSome(fd: int, data: bytes) -> Tuple[int, Optional[OSError]]:
     """
     Write C{data} to C{fd}, resuming after short writes.
 
     @return: the number of bytes written, less than C{len(data)} only if an
-        error came after some bytes were written.
+        error came after some bytes were written, and that error.
     @raise OSError: if the first write fails.
     """
     view = memoryview(data)
@@ -350,11 +462,11 @@ def _writeSome(fd: int, data: bytes) -> int:
     while total < len(view):
         try:
             total += os.write(fd, view[total:])
-        except OSError:
+        except OSError as e:
             if total:
-                return total
+                return total, e
             raise
-    return total
+    return total, None
 
 
 def _lastByte(path: str) -> Optional[bytes]:

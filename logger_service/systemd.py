@@ -29,6 +29,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .text import plural
+
 if TYPE_CHECKING:
     from .hub import Hub
 
@@ -115,10 +117,6 @@ def watchdogInterval(environ: Mapping[str, str], pid: int) -> Optional[float]:
     return usec / 2e6 if usec > 0 else None
 
 
-def _counted(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 class NotifyService(Service):
     """
     Tell systemd that linelogger is ready, how it is doing, that it is
@@ -170,9 +168,9 @@ class NotifyService(Service):
         """
         hub = self.hub
         parts = [
-            _counted(len(hub.connections), "connection") + " open",
-            _counted(hub.linesReceived, "line") + " received",
-            _counted(hub.recorder.recordsWritten, "record") + " written",
+            plural(len(hub.connections), "connection") + " open",
+            plural(hub.linesReceived, "line") + " received",
+            plural(hub.recorder.recordsWritten, "record") + " written",
         ]
         refused = sum(hub.refused.values())
         if refused:

@@ -137,6 +137,13 @@ class TeeSink:
             self.tail.written(data if written >= len(data) else data[:written])
         return written
 
+    @property
+    def writeError(self) -> Optional[OSError]:
+        """
+        The sink's error that stopped the last write short.
+        """
+        return self.sink.writeError
+
     def sync(self) -> None:
         """
         Sync the sink.

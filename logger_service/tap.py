@@ -626,7 +626,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         fsync=options["fsync"],
         acks=options["ack"],
     )
-    listeners = len(options["port"]) + (1 if options["metrics"] else 0)
+    listeners = len(options["port"]) + (1 if options["metrics"] else 0) + (1 if options["web"] else 0)
     hub, settings, descriptors = connectionParts(options, recorder, reactor, listeners)
     if options.get("workers", 1) > 1:
         return workersService(options, recorder, reactor)

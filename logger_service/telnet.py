@@ -15,6 +15,11 @@ C{WILL TIMING-MARK}, which is what that command asks for: a mark of where
 the server's output stands.  It never starts a negotiation, so clients such
 as C{nc} that never send IAC (0xFF, a byte valid UTF-8 never holds) see no
 difference.
+
+It does not use L{twisted.conch.telnet}: that parses every byte one by one
+in Python, on every line of every client, and raises on IAC followed by a
+byte below 0xF0 (not a command), which any C{nc} client can send.  Here
+chunks without IAC pass untouched, and a stray IAC is kept as data.
 """
 
 from __future__ import annotations

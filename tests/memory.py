@@ -28,6 +28,7 @@ class MemorySink:
         self.failWith: Optional[int] = None
         self.failSyncWith: Optional[int] = None
         self.acceptOnly: Optional[int] = None
+        self.writeError: Optional[OSError] = None
         self.closed = False
         self.syncs = 0
         self.reopens = 0

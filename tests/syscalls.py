@@ -9,8 +9,8 @@ noted, in order, with the inode it touched: writes with how many records
 by L{installInTwistd}, which also wraps C{LineLoggerProtocol.acknowledge} and
 appends each event to a file as one JSON line, for a real C{twistd}.
 
-L{unsyncedAcks} replays the events: an C{ack N} is sound only if at least
-C{N} records were C{fsync}ed (each in the file it was written to) and every
+L{unsyncedAcks} replays the events of one client: an C{ack N} is sound only
+if at least C{N} records were C{fsync}ed (each in the file it was written to) and every
 rename before it was followed by an C{fsync} of the directory.
 """
 
@@ -98,6 +98,10 @@ def unsyncedAcks(events: Sequence[Event]) -> List[str]:
     """
     Replay C{events}: return a description of every acknowledgement made
     before the records it covers were durable (none, if all is well).
+
+    For one client only: an C{["ack", N]} (one connection's C{ok N}) is
+    compared with the records of every connection, so with several clients
+    writing it could pass while one of them was told too early.
     """
     written: Dict[int, int] = {}
     synced: Dict[int, int] = {}

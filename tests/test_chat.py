@@ -1206,7 +1206,7 @@ class HistoryTests(SynchronousTestCase):
         state.say(b, b"/join #games")
         state.say(b, b"in games")
         state.say(a, b"in lobby")
-        self.assertEqual(self.replay(state), ["* Last message in #lobby:", "<guest1> in lobby"])
+        self.assertEqual(self.replay(state), ["* Last 1 message in #lobby:", "<guest1> in lobby"])
 
     def test_zero(self) -> None:
         """

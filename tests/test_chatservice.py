@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service.chatservice import ChatFactory, ChatProtocol, ChatService, SendQueue
 from logger_service.hub import Hub
+from logger_service.protocol import LineLoggerProtocol
 from logger_service.recorder import Recorder
 
 from .memory import MemorySink
@@ -318,12 +319,29 @@ class TelnetTests(ChatTestCase):
 
     def test_otherClientsPayNothing(self) -> None:
         """
-        A client that never sends 0xFF has no Telnet state.
+        A client that never sends 0xFF has no Telnet filter.
         """
         pa, _ = self.connect()
         pa.dataReceived(b"hello\r\n")
         self.assertIsNone(pa._telnet)
-        self.assertNotIn("_telnet", vars(pa))
+
+    def test_attributeOrder(self) -> None:
+        """
+        Every chat connection's attributes are first set in C{__init__},
+        after a recorder connection's and in the same order: a telnet
+        client's are in the same order as any other's.
+        """
+        plain, _ = self.connect()
+        telnet, _ = self.connect()
+        made = list(vars(ChatProtocol()))
+        parent = list(vars(LineLoggerProtocol()))
+        self.assertEqual(made[: len(parent)], parent)
+        self.assertIn("_telnet", made)
+        plain.dataReceived(b"hello\r\n")
+        telnet.dataReceived(b"\xff\xfd\x01hello\r\n")
+        self.assertIsNotNone(telnet._telnet)
+        self.assertEqual(list(vars(telnet)), list(vars(plain)))
+        self.assertEqual([k for k in vars(plain) if k in made], made)
 
     def test_unfinishedCommandAtEnd(self) -> None:
         """

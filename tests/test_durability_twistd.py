@@ -142,12 +142,15 @@ class AckDurabilityTests(SynchronousTestCase):
 
     def test_reopen(self) -> None:
         """
-        C{--ack --fsync 2000}: lines written before a SIGHUP reopen (after
+        C{--ack --fsync 10000}: lines written before a SIGHUP reopen (after
         the file was moved away) are fsynced in the old file before the
         C{ok N} that covers them; the reopen is logged with both names.
+        Ten seconds is far longer than the steps up to the SIGHUP take, even
+        on a slow machine, so the group commit cannot have synced the old
+        file before it: only the reopen can.
         """
         withSyscalls(self)
-        server = LineLogger(self, "--ack", "--fsync", "2000")
+        server = LineLogger(self, "--ack", "--fsync", "10000")
         s = server.connect()
         s.sendall(b"one\n")
         recvUntil(s, b"ok 1\r\n")
@@ -158,7 +161,7 @@ class AckDurabilityTests(SynchronousTestCase):
         os.kill(server.pid, signal.SIGHUP)
         waitFor("the reopened file", lambda: os.path.exists(server.outputPath), 10)
         s.sendall(b"four\n")
-        recvUntil(s, b"ok 4\r\n", timeout=20)
+        recvUntil(s, b"ok 4\r\n", timeout=40)
         assertCleanShutdown(self, server.stop(), server.log())
         events = readEvents(os.path.join(server.workdir, EVENTS))
         self.assertEqual(unsyncedAcks(events), [])

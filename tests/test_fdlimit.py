@@ -135,9 +135,18 @@ class AcceptPacerTests(SynchronousTestCase):
 
     def test_unknownListener(self) -> None:
         """
-        A transport without a recognisable listener is left alone.
+        A transport without a recognisable listener (none at all, or one
+        without an integer C{numberAccepts}) is left alone: nothing is
+        paced, and the listener's loop is not replaced.
         """
-        AcceptPacer(5).watch(object())
+        pacer = AcceptPacer(5)
+        pacer.watch(object())
+        port = FakePort()
+        port.numberAccepts = None  # type: ignore[assignment]
+        pacer.watch(FakeTransport(port))
+        self.assertEqual(pacer._paced, {})
+        self.assertNotIn("doRead", vars(port))
+        self.assertIsNone(port.numberAccepts)
 
 
 class LowLimitTwistdTests(SynchronousTestCase):

@@ -29,7 +29,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.connlog import plural
+from logger_service.text import plural
 
 from .test_metrics import fetch, parse
 from .twistd_helpers import (
@@ -1252,3 +1252,29 @@ class ProxyHeaderTests(_ServerTestMixin, SynchronousTestCase):
         log = self.stopCleanly(server)
         self.assertIn("Refused a connection from 127.0.0.1: no valid PROXY header", log)
         self.assertEqual(server.records(), [])
+
+    def test_silentConnections(self) -> None:
+        """
+        With the default C{--idle-timeout 0}, connections that never send a
+        PROXY header count against C{--max-connections} while they wait,
+        and are closed after C{--line-timeout}.
+        """
+        port = freePort()
+        server, _ = startWithMetrics(
+            self,
+            *("--port", f"haproxy:tcp:{port}:interface=127.0.0.1"),
+            *("--max-connections", "2", "--line-timeout", "5"),
+        )
+        # Not probed by connecting: the probe would hold one of the two.
+        server.twistd.waitForLog(f"starting on {port}", timeout=20)
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        for s in silent:
+            self.addCleanup(s.close)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as third:
+            self.assertIn(b"error: too many connections", recvAll(third, timeout=30))
+        started = time.monotonic()
+        for s in silent:
+            self.assertEqual(recvAll(s, timeout=60), b"")
+        self.assertGreater(time.monotonic() - started, 1.0)
+        log = self.stopCleanly(server)
+        self.assertIn("no PROXY header within 5 seconds", log)

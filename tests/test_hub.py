@@ -18,6 +18,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from logger_service.framing import LongLines
 from logger_service.hub import Hub, HubService, LogThrottle, pendingInput
 from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
 from logger_service.recorder import Recorder
@@ -287,6 +288,23 @@ class WrappedDrainTests(SynchronousTestCase):
         self.assertEqual(self.lines(), ["sent before stop", "and unfinished"])
         self.assertFalse(any("still had unread input" in e["log_format"] for e in events))
         self.assertNotIn("dataReceived", vars(wrapper))
+
+    def test_closingNotDrained(self) -> None:
+        """
+        A connection this side is closing (a line too long, with
+        C{--long-lines close}) is not waited for: what it sent after is not
+        read.
+        """
+        self.factory.maxLineLength = 4
+        self.factory.longLines = LongLines.close
+        wrapper, ours, theirs = self.connect(WrappingFactory(self.factory))
+        theirs.sendall(b"much too long\n")
+        with capturedLogs():
+            self.deliver(ours, wrapper)
+            theirs.sendall(b"after the error\n")
+            stopped = self.service.stopService()
+        self.successResultOf(stopped)
+        self.assertEqual(self.lines(), ["much"])
 
     def test_proxyHeaderUnread(self) -> None:
         """

@@ -591,10 +591,37 @@ class LineTimeoutTests(SynchronousTestCase):
                 protocol.dataReceived(b"end %d\nstart %d" % (n, n))
                 clock.advance(4)
             protocol.dataReceived(b"\n")
-            self.assertIsNone(protocol._lineCall)
             clock.advance(100)
         self.assertFalse(transport.disconnecting)
         self.assertEqual(factory.hub.lineTimeouts, 0)
+        self.assertIsNone(protocol._lineCall)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_alternatingChunksKeepOneCall(self) -> None:
+        """
+        Chunks ending alternately mid-line and on LF keep one timer call,
+        reset for each new unfinished line rather than cancelled and made
+        again; each unfinished line still gets the whole time.
+        """
+        factory, _, clock = buildWith(lineTimeout=5)
+        with capturedLogs():
+            protocol, transport = connect(factory)
+            protocol.dataReceived(b"ab")
+            call = protocol._lineCall
+            assert call is not None
+            for _ in range(5):
+                clock.advance(2)
+                protocol.dataReceived(b"c\n")
+                self.assertIs(protocol._lineCall, call)
+                clock.advance(2)
+                protocol.dataReceived(b"ab")
+                self.assertIs(protocol._lineCall, call)
+            self.assertTrue(call.active())
+            clock.advance(4.9)
+            self.assertFalse(transport.disconnecting)
+            clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(factory.hub.lineTimeouts, 1)
 
     def test_notWhilePaused(self) -> None:
         """
@@ -649,7 +676,9 @@ class LongLineAckTests(SynchronousTestCase):
             self.assertEqual(transport.value(), b"")
             self.assertFalse(transport.disconnecting)
             self.assertEqual(transport.producerState, "paused")
+            self.assertEqual(protocol.closing, "after acks")
             clock.advance(0.1)
+            self.assertEqual(protocol.closing, "now")
         self.assertEqual(transport.value(), b"ok 3\r\nerror: line longer than 4 bytes; closing connection\r\n")
         self.assertTrue(transport.disconnecting)
         self.assertEqual([r["line"] for r in records(sink)], ["one", "two", "much"])
@@ -661,7 +690,9 @@ class LongLineAckTests(SynchronousTestCase):
         factory, _, _ = build(maxLineLength=4, longLines=LongLines.close)
         with capturedLogs():
             protocol, transport = connect(factory)
+            self.assertIsNone(protocol.closing)
             protocol.dataReceived(b"one\nmuch too long\n")
+        self.assertEqual(protocol.closing, "now")
         self.assertEqual(transport.value(), b"error: line longer than 4 bytes; closing connection\r\n")
         self.assertTrue(transport.disconnecting)
 
@@ -734,6 +765,42 @@ class ProxyHeaderTests(SynchronousTestCase):
         self.assertEqual(factory.hub.refused, {})
         self.assertFalse(transport.disconnecting)
         self.assertEqual([(r["line"], r["peer"]) for r in records(sink)], [("hello", "203.0.113.7:51234")])
+
+    def test_noHeaderWithinLineTimeout(self) -> None:
+        """
+        Without C{--idle-timeout}, a connection must send its header within
+        the line timeout (a header is a line): else it is refused.
+        """
+        factory, _, clock = buildWith(lineTimeout=5)
+        with capturedLogs():
+            wrapper, transport = self.wrapped(factory)
+            clock.advance(4.9)
+            self.assertFalse(transport.disconnecting)
+            clock.advance(0.1)
+            self.assertTrue(transport.disconnecting)
+            wrapper.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(factory.hub.refused, {"no-proxy-header": 1})
+        self.assertEqual(factory.hub.awaitingHeader, {})
+
+    def test_awaitingHeaderCounted(self) -> None:
+        """
+        Connections waiting for their header count against
+        C{--max-connections}: past it, a new one (wrapped or not) is refused.
+        """
+        factory, _, _ = buildWith(limits=ConnectionLimits(maxConnections=2))
+        with capturedLogs():
+            waiting = [self.wrapped(factory) for _ in range(2)]
+            self.assertEqual([t.disconnecting for _, t in waiting], [False, False])
+            _, third = self.wrapped(factory)
+            self.assertTrue(third.disconnecting)
+            self.assertIn(b"too many connections", third.value())
+            _, direct = connect(factory, 3)
+            self.assertTrue(direct.disconnecting)
+            wrapper, transport = waiting[0]
+            wrapper.connectionLost(Failure(ConnectionDone()))
+            self.wrapped(factory)[0].dataReceived(b"PROXY TCP4 203.0.113.7 127.0.0.1 51234 1234\r\nhello\n")
+        self.assertEqual(factory.hub.refused, {"max-connections": 2})
+        self.assertEqual(len(factory.hub.connections), 1)
 
     def test_noHeaderInTime(self) -> None:
         """

@@ -4,6 +4,7 @@ Tests for L{logger_service.recorder} and L{logger_service.writer}.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from typing import Any, Callable, Dict, List, Tuple
@@ -299,6 +300,20 @@ class FailureTests(SynchronousTestCase):
             self.clock.advance(self.recorder.retryInterval)
         self.assertEqual(self.sink.data, expected)
         self.assertEqual(self.recorder.recordsWritten, 2)
+
+    def test_shortWriteReportsError(self) -> None:
+        """
+        The error that cut a write short (the sink's C{writeError}, such as
+        an fsync failing before a rotation) is the one logged.
+        """
+        self.recorder.record(CONTEXT, [b"first", b"second"])
+        self.sink.acceptOnly = 10
+        error = OSError(errno.EIO, "injected sync failure")
+        self.sink.writeError = error
+        with capturedLogs() as events:
+            self.recorder.flush()
+        (logged,) = [e for e in events if e["log_level"] == LogLevel.error]
+        self.assertIs(logged["error"], error)
 
     def test_closeGivesUp(self) -> None:
         """

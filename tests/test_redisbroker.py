@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from logger_service.broker import IBroker
+from logger_service.chat import ToMember
 from logger_service.chatservice import ChatService
 from logger_service.hub import Hub
 from logger_service.metrics import makeRegistry
@@ -173,3 +174,29 @@ class PendingTests(SynchronousTestCase):
         self.assertEqual(
             sender.received[-1], b"! Not relayed: the chat cluster is out of reach and too much waits for it.\r\n"
         )
+
+
+class ClusterNickTests(SynchronousTestCase):
+    """
+    Nickname changes on a node of a cluster.
+    """
+
+    def test_controlRefused(self) -> None:
+        """
+        A nick typed with a control character (valid once shown in caret
+        notation) is refused here, never claimed cluster-wide.
+        """
+        broker = RedisBroker(Clock(), "redis://127.0.0.1")
+        chat = ChatService(broker.clock, broadcast=broker, state=broker.state)
+        broker.attach(chat)
+        claimed: List[str] = []
+        self.patch(broker, "rename", lambda member, nick: claimed.append(nick))
+        self.patch(broker, "redisUp", True)
+        client = Client()
+        member, _ = broker.state.connect(1, client)
+        for line in [b"/nick bob\x1b", b"/nick x\xc2\x9b"]:
+            (event,) = broker.state.say(member, line)
+            assert isinstance(event, ToMember)
+            self.assertEqual(event.text, "! Nicknames cannot hold control characters.")
+        broker.state.say(member, b"/nick bob")
+        self.assertEqual(claimed, ["bob"])

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from typing import Any, List
 
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python import threadable
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from logger_service import sinks
 from logger_service.sinks import FileSink, StreamSink
 
 from .syscalls import SyscallLog
@@ -303,6 +306,182 @@ class FileSinkTests(SynchronousTestCase):
             sink.write(b"x\n")
         self.assertEqual(raised.exception.errno, errno.ENOSPC)
         sink.sync()
+
+    def shortWrites(self, after: int) -> None:
+        """
+        Make the next write to the output stop after C{after} bytes with
+        ENOSPC, as a filling disk does; later writes work.
+        """
+        realWrite = os.write
+        state = {"left": after, "failed": False}
+
+        def write(fd: int, data: Any) -> int:
+            if state["failed"] or not os.path.realpath(f"/proc/self/fd/{fd}").startswith(self.dir):
+                return realWrite(fd, data)
+            if state["left"] <= 0:
+                state["failed"] = True
+                raise OSError(errno.ENOSPC, "injected")
+            n = realWrite(fd, bytes(data[: state["left"]]))
+            state["left"] -= n
+            return n
+
+        self.patch(os, "write", write)
+
+    def test_shortWriteThenReopen(self) -> None:
+        """
+        A reopen (SIGHUP) that comes part way through a record, after a
+        short write, waits for the rest of the record: the record stays one
+        line, in the old file, and nothing is mended as torn.
+        """
+        sink = FileSink(self.path)
+        self.shortWrites(7)
+        with capturedLogs() as events:
+            self.assertEqual(sink.write(b"aaaa\nbbbb\n"), 7)
+            self.assertIsInstance(sink.writeError, OSError)
+            os.rename(self.path, self.path + ".old")
+            sink.reopen()
+            self.assertEqual(sink.write(b"bb\n"), 3)
+            self.assertIsNone(sink.writeError)
+            self.assertTrue(os.path.exists(self.path), "reopened once the record is whole")
+            sink.write(b"next\n")
+        sink.close()
+        self.assertEqual(self.read(self.path + ".old"), b"aaaa\nbbbb\n")
+        self.assertEqual(self.read(self.path), b"next\n")
+        self.assertEqual(sink.tornRecords, 0)
+        self.assertEqual([e for e in events if e["log_level"] >= LogLevel.warn], [])
+
+    def test_shortWriteThenReopenSameFile(self) -> None:
+        """
+        A reopen of the same file part way through a record does not end
+        that record with a newline of its own.
+        """
+        sink = FileSink(self.path)
+        self.shortWrites(7)
+        with capturedLogs():
+            sink.write(b"aaaa\nbbbb\n")
+            sink.reopen()
+            sink.write(b"bb\n")
+            sink.reopen()
+            sink.write(b"next\n")
+        sink.close()
+        self.assertEqual(self.read(self.path), b"aaaa\nbbbb\nnext\n")
+        self.assertEqual(sink.tornRecords, 0)
+
+    def test_deferredReopenFails(self) -> None:
+        """
+        A reopen that waited for a record, and then fails, is logged; the
+        records go on to the old file.
+        """
+        sink = FileSink(self.path)
+        self.shortWrites(7)
+        with capturedLogs() as events:
+            sink.write(b"aaaa\nbbbb\n")
+            sink.reopen()
+            logFile = sink._file
+
+            def openFile() -> None:
+                raise OSError(errno.EMFILE, "injected")
+
+            self.patch(logFile, "_openFile", openFile)
+            self.assertEqual(sink.write(b"bb\nnext\n"), 8)
+            sink.write(b"more\n")
+        sink.close()
+        self.assertEqual(self.read(self.path), b"aaaa\nbbbb\nnext\nmore\n")
+        (error,) = [e for e in events if e["log_level"] == LogLevel.error]
+        self.assertIn("Cannot reopen", error["log_format"])
+
+    def test_noRotationMidRecord(self) -> None:
+        """
+        A file that reached the rotation size part way through a record
+        (a short write) rotates only after the rest of that record.
+        """
+        sink = FileSink(self.path, rotateSize=6)
+        self.shortWrites(7)
+        with capturedLogs():
+            self.assertEqual(sink.write(b"aaaa\nbbbb\n"), 7)
+            self.assertEqual(sink.write(b"bb\n"), 3)
+            sink.write(b"cc\n")
+        sink.close()
+        self.assertEqual(self.rotatedFiles(), [b"aaaa\nbbbb\n", b"cc\n"])
+
+    def test_rotationOpenFails(self) -> None:
+        """
+        If the new file cannot be opened when rotating (out of descriptors),
+        the current file keeps its name and the error is raised; the next
+        write rotates.
+        """
+        sink = FileSink(self.path, rotateSize=10)
+        sink.write(b"0123456789\n")
+        logFile = sink._file
+        realOpen = logFile._openFile
+        failures: List[int] = []
+
+        def openFile() -> None:
+            if not failures:
+                failures.append(1)
+                raise OSError(errno.EMFILE, "injected")
+            realOpen()
+
+        self.patch(logFile, "_openFile", openFile)
+        with capturedLogs() as events:
+            with self.assertRaises(OSError):
+                sink.write(b"x\n")
+            self.assertEqual(sorted(os.listdir(self.dir)), ["records.log"])
+            self.assertEqual(sink.write(b"x\n"), 2)
+        sink.close()
+        self.assertEqual(self.rotatedFiles(), [b"0123456789\n", b"x\n"])
+        self.assertEqual([e for e in events if e["log_level"] >= LogLevel.warn], [])
+
+    def test_rotationFileRemoved(self) -> None:
+        """
+        If the file was removed by the time it must rotate, a new file is
+        opened at its path and nothing is renamed.
+        """
+        sink = FileSink(self.path, rotateSize=10)
+        sink.write(b"0123456789\n")
+        os.remove(self.path)
+        with capturedLogs() as events:
+            sink.write(b"x\n")
+        sink.close()
+        self.assertEqual(os.listdir(self.dir), ["records.log"])
+        self.assertEqual(self.read(self.path), b"x\n")
+        self.assertEqual([e for e in events if e["log_level"] >= LogLevel.warn], [])
+
+    def test_rotationSyncErrorReported(self) -> None:
+        """
+        When a sync before rotating fails part way through a batch, the
+        write keeps that error for the recorder to report.
+        """
+        sink = FileSink(self.path, rotateSize=10, durable=True)
+
+        def failingFsync(fd: int) -> None:
+            raise OSError(errno.EIO, "injected")
+
+        self.patch(os, "fsync", failingFsync)
+        self.assertEqual(sink.write(b"12345\n67890\nabc\n"), 12)
+        error = sink.writeError
+        assert error is not None
+        self.assertEqual(error.errno, errno.EIO)
+        sink.close()
+
+    def test_logsInReactorThread(self) -> None:
+        """
+        Events logged while the sink runs in another thread (the writer's)
+        are handed to the reactor thread, never emitted in the writer's.
+        """
+        calls: List[Any] = []
+        self.patch(threadable, "ioThread", threadable.getThreadID())
+        self.patch(sinks, "_callInReactor", lambda f, *a, **kw: calls.append((f, a, kw)))
+        sink = FileSink(self.path, rotateSize=10)
+        with capturedLogs() as events:
+            thread = threading.Thread(target=sink.write, args=(b"0123456789\nabc\n",))
+            thread.start()
+            thread.join()
+            self.assertEqual(list(events), [])
+            for f, a, kw in calls:
+                f(*a, **kw)
+        sink.close()
+        self.assertEqual(len([e for e in events if "Rotated" in e["log_format"]]), 1)
 
 
 class StreamSinkTests(SynchronousTestCase):

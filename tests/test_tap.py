@@ -17,7 +17,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service import __version__
+from logger_service import __version__, fdlimit
 from logger_service.framing import LongLines
 from logger_service.hub import HubService
 from logger_service.protocol import LineLoggerFactory
@@ -362,6 +362,27 @@ class MakeServiceTests(SynchronousTestCase):
         factory = factories.pop()
         self.assertIsInstance(factory, LineLoggerFactory)
         self.assertTrue(os.path.exists(path), "the output file is created at once")
+
+    def test_descriptorsForEveryListener(self) -> None:
+        """
+        The descriptors kept for listeners count every one: each C{--port},
+        C{--metrics} and C{--web}.
+        """
+        counted: List[int] = []
+        fit = fdlimit.fit
+
+        def recordingFit(maxConnections: int, backlog: int, listeners: int) -> fdlimit.Plan:
+            counted.append(listeners)
+            return fit(maxConnections, backlog, listeners)
+
+        self.patch(fdlimit, "fit", recordingFit)
+        options = parse(
+            *("-p", "1234", "-p", "1235", "-o", self.mktemp(), "--chat"),
+            *("--metrics", "tcp:9100:interface=127.0.0.1", "--web", "tcp:8080:interface=127.0.0.1"),
+        )
+        service = makeService(options, Reactor())
+        self.addCleanup(service.recorder.sink.close)
+        self.assertEqual(counted, [4])
 
     def test_backlog(self) -> None:
         """
