@@ -382,7 +382,7 @@ class FileSinkTests(SynchronousTestCase):
             def openFile() -> None:
                 raise OSError(errno.EMFILE, "injected")
 
-            self.patch(logFile, "_openFile", openFile)
+            self.patch(logFile, "openFile", openFile)
             self.assertEqual(sink.write(b"bb\nnext\n"), 8)
             sink.write(b"more\n")
         sink.close()
@@ -413,7 +413,7 @@ class FileSinkTests(SynchronousTestCase):
         sink = FileSink(self.path, rotateSize=10)
         sink.write(b"0123456789\n")
         logFile = sink._file
-        realOpen = logFile._openFile
+        realOpen = logFile.openFile
         failures: List[int] = []
 
         def openFile() -> None:
@@ -422,7 +422,7 @@ class FileSinkTests(SynchronousTestCase):
                 raise OSError(errno.EMFILE, "injected")
             realOpen()
 
-        self.patch(logFile, "_openFile", openFile)
+        self.patch(logFile, "openFile", openFile)
         with capturedLogs() as events:
             with self.assertRaises(OSError):
                 sink.write(b"x\n")
