@@ -8,11 +8,16 @@ of one process, and does the work once per reactor turn rather than once
 per message and recipient: the messages a room got during a turn are joined
 into one block of bytes, which every member receives in one write (a member
 that sent some of them gets the block without its own).
+
+A member whose client sends lines in another form (a WebSocket's text
+frames) may say how, so that a member that sent some of the messages gets
+the room's encoded block without them, encoded once per room and turn,
+rather than a block of its own to encode (see L{LocalBroadcast}).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import Interface, implementer
@@ -38,12 +43,27 @@ class IBroadcast(Interface):
         """
 
 
+Encoder = Callable[[bytes, Sequence[bytes]], Optional[Tuple[bytes, List[int]]]]
+"""
+How a client sends a turn's messages: given the turn's block and its
+messages, the messages encoded and joined, and where each encoded message
+ends in that (after a 0); or C{None} when the messages cannot be encoded
+one by one (the client then gets plain bytes, L{LocalBroadcast}).
+"""
+
+
 @implementer(IBroadcast)
 class LocalBroadcast:
     """
     Deliver to the members of rooms in this process, once per reactor turn.
 
-    Each member's C{client} must have a C{deliver(data: bytes)} method.
+    Each member's C{client} must have a C{deliver(data: bytes)} method.  Its
+    class may also have an C{encodeMessages} function (an L{Encoder}) and a
+    C{deliverEncoded(data: bytes, encoded: bytes)} method: a member that
+    sent some of a turn's messages then gets the others' through
+    C{deliverEncoded}, with their encoding cut out of the turn's messages
+    encoded once (the members that sent none get the turn's block, whose
+    encoding their clients can remember).
 
     @ivar deliveries: messages delivered to members so far.
     """
@@ -82,14 +102,16 @@ class LocalBroadcast:
         if not members:
             return
         blob = b"".join([data for _, data in outbox])
-        # Where each sender's own messages sit in the block.
-        own: Dict[int, List[Tuple[int, int]]] = {}
+        # Where each message ends in the block, and which are whose.
+        bounds = [0]
+        own: Dict[int, List[int]] = {}
         position = 0
-        for sender, data in outbox:
-            end = position + len(data)
+        for index, (sender, data) in enumerate(outbox):
+            position += len(data)
+            bounds.append(position)
             if sender is not None:
-                own.setdefault(sender.id, []).append((position, end))
-            position = end
+                own.setdefault(sender.id, []).append(index)
+        encoded: Dict[Encoder, Optional[Tuple[bytes, List[int]]]] = {}
         delivered = len(outbox) * len(members)
         for member in members:
             spans = own.get(member.id)
@@ -97,14 +119,37 @@ class LocalBroadcast:
                 member.client.deliver(blob)  # type: ignore[attr-defined]
                 continue
             delivered -= len(spans)
-            pieces = []
-            position = 0
-            for start, end in spans:
-                if start > position:
-                    pieces.append(blob[position:start])
-                position = end
-            if position < len(blob):
-                pieces.append(blob[position:])
-            if pieces:
-                member.client.deliver(b"".join(pieces))  # type: ignore[attr-defined]
+            client: Any = member.client
+            encode: Optional[Encoder] = getattr(type(client), "encodeMessages", None)
+            turn = None
+            if encode is not None:
+                # Cut out of the turn's messages encoded once, not encoded anew.
+                if encode in encoded:
+                    turn = encoded[encode]
+                else:
+                    turn = encoded[encode] = encode(blob, [data for _, data in outbox])
+            data = _without(blob, bounds, spans)
+            if not data:
+                continue
+            if turn is None:
+                client.deliver(data)
+            else:
+                client.deliverEncoded(data, _without(turn[0], turn[1], spans))
         self.deliveries += delivered
+
+
+def _without(block: bytes, bounds: List[int], indexes: List[int]) -> bytes:
+    """
+    C{block} without the messages at C{indexes} (in order): message C{i} is
+    C{block[bounds[i]:bounds[i + 1]]}.
+    """
+    pieces = []
+    position = 0
+    for index in indexes:
+        start = bounds[index]
+        if start > position:
+            pieces.append(block[position:start])
+        position = bounds[index + 1]
+    if position < len(block):
+        pieces.append(block[position:])
+    return b"".join(pieces)

@@ -284,6 +284,33 @@ class WebSocketChatTests(SiteTestCase):
         self.assertEqual(records[0]["peer"], b.peer)
         self.assertEqual(records[0]["conn"], 2)
 
+    def test_turnFramedOnce(self) -> None:
+        """
+        When every browser in a room speaks in the same turn, each gets the
+        others' lines, framed once for the room (not once per browser: the
+        frames of each browser's lines are cut out of the turn's).
+        """
+        from logger_service import webchat
+
+        browsers = [self.browser() for _ in range(5)]
+        for b in browsers:
+            self.assertTrue(b.open())
+        for b in browsers:
+            b.received()
+        framed: List[bytes] = []
+        frames = webchat._frames
+
+        def counting(lines: bytes) -> bytes:
+            framed.append(lines)
+            return frames(lines)
+
+        self.patch(webchat, "_frames", counting)
+        for n, b in enumerate(browsers):
+            b.say(f"line {n}")
+        for n, b in enumerate(browsers):
+            self.assertEqual(b.received(), [f"<guest{m + 1}> line {m}" for m in range(5) if m != n])
+        self.assertEqual(sum(lines.count(b"\n") for lines in framed), 5)
+
     def test_helpAsOverTCP(self) -> None:
         a = self.browser()
         a.open()
