@@ -102,17 +102,17 @@ class LocalBroadcast:
         if not members:
             return
         blob = b"".join([data for _, data in outbox])
-        # Where each message ends in the block, and which are whose.
-        bounds = [0]
-        own: Dict[int, List[int]] = {}
+        # Where each sender's own messages sit in the block.
+        own: Dict[int, List[Tuple[int, int]]] = {}
         position = 0
-        for index, (sender, data) in enumerate(outbox):
-            position += len(data)
-            bounds.append(position)
+        for sender, data in outbox:
+            end = position + len(data)
             if sender is not None:
-                own.setdefault(sender.id, []).append(index)
-        encoded: Dict[Encoder, Optional[Tuple[bytes, List[int]]]] = {}
+                own.setdefault(sender.id, []).append((position, end))
+            position = end
         delivered = len(outbox) * len(members)
+        encoded: Optional[_Encoded] = None
+        plain: Optional[type] = None  # the last client class without an encoder
         for member in members:
             spans = own.get(member.id)
             if spans is None:
@@ -120,36 +120,83 @@ class LocalBroadcast:
                 continue
             delivered -= len(spans)
             client: Any = member.client
-            encode: Optional[Encoder] = getattr(type(client), "encodeMessages", None)
-            turn = None
-            if encode is not None:
-                # Cut out of the turn's messages encoded once, not encoded anew.
-                if encode in encoded:
-                    turn = encoded[encode]
+            kind = type(client)
+            if kind is not plain:
+                encode = getattr(kind, "encodeMessages", None)
+                if encode is None:
+                    plain = kind
                 else:
-                    turn = encoded[encode] = encode(blob, [data for _, data in outbox])
-            data = _without(blob, bounds, spans)
-            if not data:
-                continue
-            if turn is None:
-                client.deliver(data)
-            else:
-                client.deliverEncoded(data, _without(turn[0], turn[1], spans))
+                    if encoded is None:
+                        encoded = _Encoded(blob, outbox)
+                    encoded.deliver(client, encode, spans)
+                    continue
+            pieces = []
+            position = 0
+            for start, end in spans:
+                if start > position:
+                    pieces.append(blob[position:start])
+                position = end
+            if position < len(blob):
+                pieces.append(blob[position:])
+            if pieces:
+                client.deliver(b"".join(pieces))
         self.deliveries += delivered
 
 
-def _without(block: bytes, bounds: List[int], indexes: List[int]) -> bytes:
+class _Encoded:
     """
-    C{block} without the messages at C{indexes} (in order): message C{i} is
-    C{block[bounds[i]:bounds[i + 1]]}.
+    A room's messages of one turn, as each encoder encodes them (once).
+    """
+
+    def __init__(self, blob: bytes, outbox: List[Tuple[Optional[Member], bytes]]) -> None:
+        self.blob = blob
+        self.messages = [data for _, data in outbox]
+        self.encodings: Dict[Encoder, Optional[Tuple[bytes, List[int]]]] = {}
+        # Which message starts where: a message is known by its span, and
+        # spans tell messages apart unless some are empty (then nothing is
+        # encoded).
+        self.index: Optional[Dict[int, int]] = {}
+        position = 0
+        for index, message in enumerate(self.messages):
+            if not message:
+                self.index = None
+                break
+            self.index[position] = index
+            position += len(message)
+
+    def deliver(self, client: Any, encode: Encoder, spans: List[Tuple[int, int]]) -> None:
+        """
+        Deliver to C{client} the messages not at C{spans}, with their
+        encoding by C{encode}.
+        """
+        index = self.index
+        if encode in self.encodings:
+            encoding = self.encodings[encode]
+        elif index is None:
+            encoding = self.encodings[encode] = None
+        else:
+            encoding = self.encodings[encode] = encode(self.blob, self.messages)
+        data = _without(self.blob, spans)
+        if not data:
+            return
+        if encoding is None or index is None:
+            client.deliver(data)
+            return
+        block, bounds = encoding
+        encoded = [(bounds[index[start]], bounds[index[start] + 1]) for start, _ in spans]
+        client.deliverEncoded(data, _without(block, encoded))
+
+
+def _without(block: bytes, spans: List[Tuple[int, int]]) -> bytes:
+    """
+    C{block} without the parts at C{spans} (in order).
     """
     pieces = []
     position = 0
-    for index in indexes:
-        start = bounds[index]
+    for start, end in spans:
         if start > position:
             pieces.append(block[position:start])
-        position = bounds[index + 1]
+        position = end
     if position < len(block):
         pieces.append(block[position:])
     return b"".join(pieces)

@@ -395,6 +395,22 @@ class EncodedDeliveryTests(BroadcastTestCase):
         self.assertEqual(a.client.encoded + received(a), [])  # type: ignore[attr-defined]
         self.assertEqual(received(plain), [b"a1\n"])
 
+    def test_emptyMessage(self) -> None:
+        """
+        When a turn holds an empty message, nothing is encoded: the senders
+        get plain bytes.
+        """
+        room, _ = self.room()
+        a, b = self.encodingMember(room), self.encodingMember(room)
+        self.broadcast.publish(room, b"a1\n", a)
+        self.broadcast.publish(room, b"", a)
+        self.broadcast.publish(room, b"b1\n", b)
+        self.clock.advance(0)
+        self.assertEqual(EncodingClient.encodings, [])
+        self.assertEqual(received(a), [b"b1\n"])
+        self.assertEqual(received(b), [b"a1\n"])
+        self.assertEqual(self.broadcast.deliveries, 3)
+
     def test_cannotEncode(self) -> None:
         """
         When the encoder declines (C{None}), senders get plain bytes, and

@@ -478,6 +478,28 @@ class FramesTests(SynchronousTestCase):
 
         self.assertEqual(self.decode(frames(b"one\ntwo\xff\r\n")), ["one", "two\ufffd"])
 
+    def test_frameMessages(self) -> None:
+        """
+        L{frameMessages} frames a turn's messages as L{frames} frames the
+        block, and says where each message's frames end; it declines
+        messages that are not whole lines.
+        """
+        from logger_service.webchat import frameMessages, frames
+
+        messages = [b"<a> hi\r\n", b"* b joined\r\n<b> two\nlines\r\n", b"x" * 200 + b"\r\n", b"bad \xff\r\n"]
+        block = b"".join(messages)
+        result = frameMessages(block, messages)
+        assert result is not None
+        framed, bounds = result
+        self.assertIs(frames(block), framed)
+        self.assertEqual(framed, frames(b"".join(messages)))
+        self.assertEqual(
+            [self.decode(framed[bounds[i] : bounds[i + 1]]) for i in range(len(messages))],
+            [["<a> hi"], ["* b joined", "<b> two", "lines"], ["x" * 200], ["bad \ufffd"]],
+        )
+        self.assertIsNone(frameMessages(b"a\r\nb", [b"a\r\n", b"b"]))
+        self.assertIsNone(frameMessages(b"a\r\n", [b"", b"a\r\n"]))
+
     def test_sameObjectFramedOnce(self) -> None:
         from logger_service.webchat import frames
 
