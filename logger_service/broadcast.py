@@ -8,11 +8,16 @@ of one process, and does the work once per reactor turn rather than once
 per message and recipient: the messages a room got during a turn are joined
 into one block of bytes, which every member receives in one write (a member
 that sent some of them gets the block without its own).
+
+A member whose client sends lines in another form (a WebSocket's text
+frames) may say how, so that a member that sent some of the messages gets
+the room's encoded block without them, encoded once per room and turn,
+rather than a block of its own to encode (see L{LocalBroadcast}).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import Interface, implementer
@@ -38,12 +43,27 @@ class IBroadcast(Interface):
         """
 
 
+Encoder = Callable[[bytes, Sequence[bytes]], Optional[Tuple[bytes, List[int]]]]
+"""
+How a client sends a turn's messages: given the turn's block and its
+messages, the messages encoded and joined, and where each encoded message
+ends in that (after a 0); or C{None} when the messages cannot be encoded
+one by one (the client then gets plain bytes, L{LocalBroadcast}).
+"""
+
+
 @implementer(IBroadcast)
 class LocalBroadcast:
     """
     Deliver to the members of rooms in this process, once per reactor turn.
 
-    Each member's C{client} must have a C{deliver(data: bytes)} method.
+    Each member's C{client} must have a C{deliver(data: bytes)} method.  Its
+    class may also have an C{encodeMessages} function (an L{Encoder}) and a
+    C{deliverEncoded(data: bytes, encoded: bytes)} method: a member that
+    sent some of a turn's messages then gets the others' through
+    C{deliverEncoded}, with their encoding cut out of the turn's messages
+    encoded once (the members that sent none get the turn's block, whose
+    encoding their clients can remember).
 
     @ivar deliveries: messages delivered to members so far.
     """
@@ -91,12 +111,25 @@ class LocalBroadcast:
                 own.setdefault(sender.id, []).append((position, end))
             position = end
         delivered = len(outbox) * len(members)
+        encoded: Optional[_Encoded] = None
+        plain: Optional[type] = None  # the last client class without an encoder
         for member in members:
             spans = own.get(member.id)
             if spans is None:
                 member.client.deliver(blob)  # type: ignore[attr-defined]
                 continue
             delivered -= len(spans)
+            client: Any = member.client
+            kind = type(client)
+            if kind is not plain:
+                encode = getattr(kind, "encodeMessages", None)
+                if encode is None:
+                    plain = kind
+                else:
+                    if encoded is None:
+                        encoded = _Encoded(blob, outbox)
+                    encoded.deliver(client, encode, spans)
+                    continue
             pieces = []
             position = 0
             for start, end in spans:
@@ -106,5 +139,64 @@ class LocalBroadcast:
             if position < len(blob):
                 pieces.append(blob[position:])
             if pieces:
-                member.client.deliver(b"".join(pieces))  # type: ignore[attr-defined]
+                client.deliver(b"".join(pieces))
         self.deliveries += delivered
+
+
+class _Encoded:
+    """
+    A room's messages of one turn, as each encoder encodes them (once).
+    """
+
+    def __init__(self, blob: bytes, outbox: List[Tuple[Optional[Member], bytes]]) -> None:
+        self.blob = blob
+        self.messages = [data for _, data in outbox]
+        self.encodings: Dict[Encoder, Optional[Tuple[bytes, List[int]]]] = {}
+        # Which message starts where: a message is known by its span, and
+        # spans tell messages apart unless some are empty (then nothing is
+        # encoded).
+        self.index: Optional[Dict[int, int]] = {}
+        position = 0
+        for index, message in enumerate(self.messages):
+            if not message:
+                self.index = None
+                break
+            self.index[position] = index
+            position += len(message)
+
+    def deliver(self, client: Any, encode: Encoder, spans: List[Tuple[int, int]]) -> None:
+        """
+        Deliver to C{client} the messages not at C{spans}, with their
+        encoding by C{encode}.
+        """
+        index = self.index
+        if encode in self.encodings:
+            encoding = self.encodings[encode]
+        elif index is None:
+            encoding = self.encodings[encode] = None
+        else:
+            encoding = self.encodings[encode] = encode(self.blob, self.messages)
+        data = _without(self.blob, spans)
+        if not data:
+            return
+        if encoding is None or index is None:
+            client.deliver(data)
+            return
+        block, bounds = encoding
+        encoded = [(bounds[index[start]], bounds[index[start] + 1]) for start, _ in spans]
+        client.deliverEncoded(data, _without(block, encoded))
+
+
+def _without(block: bytes, spans: List[Tuple[int, int]]) -> bytes:
+    """
+    C{block} without the parts at C{spans} (in order).
+    """
+    pieces = []
+    position = 0
+    for start, end in spans:
+        if start > position:
+            pieces.append(block[position:start])
+        position = end
+    if position < len(block):
+        pieces.append(block[position:])
+    return b"".join(pieces)

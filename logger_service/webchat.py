@@ -17,7 +17,7 @@ C{--max-line-length} are long lines, handled as C{--long-lines} says.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IAddress, IPushProducer
@@ -40,7 +40,10 @@ TOO_BIG = 1009
 
 
 _LAST: List[bytes] = [b"", b""]
-"""The last lines framed, and their frames."""
+"""The last block of lines framed, and its frames."""
+
+_MEMBER: List[bytes] = [b"", b""]
+"""The last lines handed over with their frames (L{WebChatProtocol.deliverEncoded})."""
 
 
 _SHORT = [bytes((0x81, size)) for size in range(126)]
@@ -64,10 +67,23 @@ def frames(lines: bytes) -> bytes:
     server sends them (unmasked, unfragmented).
 
     A room's messages of one turn reach most members as the same bytes
-    object: they are framed once, not once per member.
+    object: they are framed once, not once per member.  A member that sent
+    some of them gets the others' with their frames, cut out of the turn's
+    frames (L{frameMessages}, L{WebChatProtocol.deliverEncoded}).
     """
     if lines is _LAST[0]:
         return _LAST[1]
+    if lines is _MEMBER[0]:
+        return _MEMBER[1]
+    framed = _frames(lines)
+    _LAST[:] = [lines, framed]
+    return framed
+
+
+def _frames(lines: bytes) -> bytes:
+    """
+    L{frames}, not remembered.
+    """
     parts = lines.replace(b"\r\n", b"\n").split(b"\n")
     parts.pop()
     try:
@@ -75,9 +91,29 @@ def frames(lines: bytes) -> bytes:
     except UnicodeDecodeError:
         parts = [part.decode("utf-8", "replace").encode("utf-8") for part in parts]
     short = _SHORT
-    framed = b"".join([(short[len(p)] if len(p) < 126 else header(len(p))) + p for p in parts])
-    _LAST[:] = [lines, framed]
-    return framed
+    return b"".join([(short[len(p)] if len(p) < 126 else header(len(p))) + p for p in parts])
+
+
+def frameMessages(block: bytes, messages: Sequence[bytes]) -> Optional[Tuple[bytes, List[int]]]:
+    """
+    A room's messages of one turn as text frames (an L{Encoder}): the frames
+    of C{block} (C{messages} joined) and where each message's frames end in
+    them, or C{None} if a message is not whole lines.  They are remembered
+    as the frames of C{block}, which the members that sent none of the
+    messages get.
+    """
+    for message in messages:
+        if message[-1:] != b"\n":
+            return None
+    framed = [_frames(message) for message in messages]
+    bounds = [0]
+    position = 0
+    for frame in framed:
+        position += len(frame)
+        bounds.append(position)
+    joined = b"".join(framed)
+    _LAST[:] = [block, joined]
+    return joined, bounds
 
 
 class LineTransport:
@@ -204,6 +240,26 @@ class LineTransport:
         self.tcp.unregisterProducer()
 
 
+class WebChatProtocol(ChatProtocol):
+    """
+    A chat client over a WebSocket (a L{LineTransport}).
+
+    A room's messages of a turn are framed once for all the browsers in it
+    (L{frameMessages}, see L{LocalBroadcast}), including the ones that sent
+    some of them: they get the others' messages with their frames
+    (L{deliverEncoded}).
+    """
+
+    encodeMessages = staticmethod(frameMessages)
+
+    def deliverEncoded(self, data: bytes, framed: bytes) -> None:
+        """
+        Send C{data}, CRLF-ended lines whose text frames are C{framed}.
+        """
+        _MEMBER[:] = [data, framed]
+        self.deliver(data)
+
+
 class WebChatMember:
     """
     One browser in the chat: a WebSocket protocol driving a L{ChatProtocol}.
@@ -255,7 +311,8 @@ class WebChatMember:
 
         channel.dataReceived = countedReceived  # type: ignore[method-assign]
         self.transport = LineTransport(self._wire, webSocketTCP(self._wire))
-        protocol = self.protocol = self.factory.buildProtocol(self.transport.getPeer())
+        protocol = self.protocol = WebChatProtocol()
+        protocol.factory = self.factory
         protocol.makeConnection(self.transport)
 
     def _tooBig(self) -> None:

@@ -5,7 +5,7 @@ reactor turn.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,6 +34,44 @@ class RecordingClient:
         Remember C{data}.
         """
         self.received.append(data)
+
+
+def bracket(block: bytes, messages: Sequence[bytes]) -> Optional[Tuple[bytes, List[int]]]:
+    """
+    An encoder (L{logger_service.broadcast.Encoder}): each message in
+    brackets; C{None} if a message says C{"plain"}.  Each call is counted in
+    L{EncodingClient.encodings}.
+    """
+    EncodingClient.encodings.append(list(messages))
+    if b"plain" in messages:
+        return None
+    encoded = [b"[" + message + b"]" for message in messages]
+    bounds = [0]
+    for piece in encoded:
+        bounds.append(bounds[-1] + len(piece))
+    return b"".join(encoded), bounds
+
+
+class EncodingClient(RecordingClient):
+    """
+    A member's client that sends messages in brackets, and remembers each
+    C{deliverEncoded} call as C{(data, encoded)} in C{encoded}.
+
+    @cvar encodings: the messages of each call to the encoder.
+    """
+
+    encodings: List[List[bytes]] = []
+    encodeMessages = staticmethod(bracket)
+
+    def __init__(self) -> None:
+        RecordingClient.__init__(self)
+        self.encoded: List[Tuple[bytes, bytes]] = []
+
+    def deliverEncoded(self, data: bytes, encoded: bytes) -> None:
+        """
+        Remember C{data} and C{encoded}.
+        """
+        self.encoded.append((data, encoded))
 
 
 def received(member: Member) -> List[bytes]:
@@ -291,6 +329,104 @@ class LocalBroadcastTests(BroadcastTestCase):
         self.assertEqual(broadcast.deliveries, 3)
 
 
+class EncodedDeliveryTests(BroadcastTestCase):
+    """
+    Members whose clients encode what they send (L{EncodingClient}): those
+    who sent some of a turn's messages get the others' cut out of the
+    turn's messages encoded once.
+    """
+
+    def setUp(self) -> None:
+        BroadcastTestCase.setUp(self)
+        EncodingClient.encodings = []
+
+    def encodingMember(self, room: Room) -> Member:
+        """
+        A new member in C{room} with an L{EncodingClient}.
+        """
+        member = self.join(room)
+        member.client = EncodingClient()
+        return member
+
+    def test_encodedOncePerTurn(self) -> None:
+        """
+        Senders get the others' messages with their encodings, all cut out
+        of one encoding of the turn; the others get the plain block.
+        """
+        room, [plain] = self.room(size=1)
+        a, b, c = [self.encodingMember(room) for _ in range(3)]
+        self.broadcast.publish(room, b"a1\n", a)
+        self.broadcast.publish(room, b"b1\n", b)
+        self.broadcast.publish(room, b"notice\n", None)
+        self.broadcast.publish(room, b"a2\n", a)
+        self.broadcast.publish(room, b"p1\n", plain)
+        self.clock.advance(0)
+        self.assertEqual(EncodingClient.encodings, [[b"a1\n", b"b1\n", b"notice\n", b"a2\n", b"p1\n"]])
+        self.assertEqual(a.client.encoded, [(b"b1\nnotice\np1\n", b"[b1\n][notice\n][p1\n]")])  # type: ignore[attr-defined]
+        self.assertEqual(
+            b.client.encoded,  # type: ignore[attr-defined]
+            [(b"a1\nnotice\na2\np1\n", b"[a1\n][notice\n][a2\n][p1\n]")],
+        )
+        self.assertEqual(received(a) + received(b), [])
+        self.assertEqual(received(c), [b"a1\nb1\nnotice\na2\np1\n"])
+        self.assertEqual(c.client.encoded, [])  # type: ignore[attr-defined]
+        self.assertEqual(received(plain), [b"a1\nb1\nnotice\na2\n"])
+        self.assertEqual(self.broadcast.deliveries, 3 + 4 + 5 + 4)
+
+    def test_noEncodingWithoutSender(self) -> None:
+        """
+        Nothing is encoded when no member with an encoder sent anything.
+        """
+        room, [plain] = self.room(size=1)
+        a = self.encodingMember(room)
+        self.broadcast.publish(room, b"p1\n", plain)
+        self.clock.advance(0)
+        self.assertEqual(EncodingClient.encodings, [])
+        self.assertEqual(received(a), [b"p1\n"])
+
+    def test_onlyOwnMessages(self) -> None:
+        """
+        A sender of all the turn's messages gets no call.
+        """
+        room, [plain] = self.room(size=1)
+        a = self.encodingMember(room)
+        self.broadcast.publish(room, b"a1\n", a)
+        self.clock.advance(0)
+        self.assertEqual(a.client.encoded + received(a), [])  # type: ignore[attr-defined]
+        self.assertEqual(received(plain), [b"a1\n"])
+
+    def test_emptyMessage(self) -> None:
+        """
+        When a turn holds an empty message, nothing is encoded: the senders
+        get plain bytes.
+        """
+        room, _ = self.room()
+        a, b = self.encodingMember(room), self.encodingMember(room)
+        self.broadcast.publish(room, b"a1\n", a)
+        self.broadcast.publish(room, b"", a)
+        self.broadcast.publish(room, b"b1\n", b)
+        self.clock.advance(0)
+        self.assertEqual(EncodingClient.encodings, [])
+        self.assertEqual(received(a), [b"b1\n"])
+        self.assertEqual(received(b), [b"a1\n"])
+        self.assertEqual(self.broadcast.deliveries, 3)
+
+    def test_cannotEncode(self) -> None:
+        """
+        When the encoder declines (C{None}), senders get plain bytes, and
+        the encoder is still asked only once.
+        """
+        room, _ = self.room()
+        a, b = self.encodingMember(room), self.encodingMember(room)
+        self.broadcast.publish(room, b"plain", a)
+        self.broadcast.publish(room, b"b1\n", b)
+        self.clock.advance(0)
+        self.assertEqual(len(EncodingClient.encodings), 1)
+        self.assertEqual(received(a), [b"b1\n"])
+        self.assertEqual(received(b), [b"plain"])
+        self.assertEqual(a.client.encoded + b.client.encoded, [])  # type: ignore[attr-defined]
+
+
 # A script: (room index, sender index or None, data) per publish.
 SCRIPTS = st.lists(
     st.tuples(
@@ -338,3 +474,49 @@ class BroadcastPropertyTests(BroadcastTestCase):
                 self.assertLessEqual(len(calls), 1, calls)
                 self.assertEqual(b"".join(calls), expected.get(member.id, b""))
         self.assertEqual(self.broadcast.deliveries, count)
+
+
+class EncodedPropertyTests(BroadcastTestCase):
+    """
+    Members with and without encoders, over any sequence of publications.
+    """
+
+    @PROPERTY
+    @given(SCRIPTS)
+    def test_oneTurn(self, script: List[Tuple[int, Optional[int], bytes]]) -> None:
+        """
+        Each member gets its room's messages not sent by itself, in order,
+        in at most one call; a member with an encoder that sent some of them
+        gets them with the encoding of each; C{deliveries} is as without
+        encoders.
+        """
+        self.setUp()
+        EncodingClient.encodings = []
+        rooms = [self.room(f"#r{n}", size=3) for n in range(2)]
+        for _, members in rooms:
+            members[0].client = EncodingClient()
+            members[1].client = EncodingClient()
+        expected: Dict[int, List[bytes]] = {}
+        count = 0
+        for roomIndex, senderIndex, data in script:
+            if data == b"plain":
+                continue
+            room, members = rooms[roomIndex]
+            sender = None if senderIndex is None else members[senderIndex]
+            self.broadcast.publish(room, data, sender)
+            for member in members:
+                if member is not sender:
+                    expected.setdefault(member.id, []).append(data)
+                    count += 1
+        self.clock.advance(0)
+        for _, members in rooms:
+            for member in members:
+                client = member.client
+                assert isinstance(client, RecordingClient)
+                calls = client.received + [data for data, _ in getattr(client, "encoded", [])]
+                self.assertLessEqual(len(calls), 1, calls)
+                self.assertEqual(b"".join(calls), b"".join(expected.get(member.id, [])))
+                for _, encoded in getattr(client, "encoded", []):
+                    self.assertEqual(encoded, b"".join(b"[" + m + b"]" for m in expected[member.id]))
+        self.assertEqual(self.broadcast.deliveries, count)
+        self.assertLessEqual(len(EncodingClient.encodings), 2)

@@ -293,6 +293,33 @@ class WebSocketChatTests(SiteTestCase):
         self.assertEqual(records[0]["peer"], b.peer)
         self.assertEqual(records[0]["conn"], 2)
 
+    def test_turnFramedOnce(self) -> None:
+        """
+        When every browser in a room speaks in the same turn, each gets the
+        others' lines, framed once for the room (not once per browser: the
+        frames of each browser's lines are cut out of the turn's).
+        """
+        from logger_service import webchat
+
+        browsers = [self.browser() for _ in range(5)]
+        for b in browsers:
+            self.assertTrue(b.open())
+        for b in browsers:
+            b.received()
+        framed: List[bytes] = []
+        frames = webchat._frames
+
+        def counting(lines: bytes) -> bytes:
+            framed.append(lines)
+            return frames(lines)
+
+        self.patch(webchat, "_frames", counting)
+        for n, b in enumerate(browsers):
+            b.say(f"line {n}")
+        for n, b in enumerate(browsers):
+            self.assertEqual(b.received(), [f"<guest{m + 1}> line {m}" for m in range(5) if m != n])
+        self.assertEqual(sum(lines.count(b"\n") for lines in framed), 5)
+
     def test_helpAsOverTCP(self) -> None:
         a = self.browser()
         a.open()
@@ -461,6 +488,28 @@ class FramesTests(SynchronousTestCase):
         from logger_service.webchat import frames
 
         self.assertEqual(self.decode(frames(b"one\ntwo\xff\r\n")), ["one", "two\ufffd"])
+
+    def test_frameMessages(self) -> None:
+        """
+        L{frameMessages} frames a turn's messages as L{frames} frames the
+        block, and says where each message's frames end; it declines
+        messages that are not whole lines.
+        """
+        from logger_service.webchat import frameMessages, frames
+
+        messages = [b"<a> hi\r\n", b"* b joined\r\n<b> two\nlines\r\n", b"x" * 200 + b"\r\n", b"bad \xff\r\n"]
+        block = b"".join(messages)
+        result = frameMessages(block, messages)
+        assert result is not None
+        framed, bounds = result
+        self.assertIs(frames(block), framed)
+        self.assertEqual(framed, frames(b"".join(messages)))
+        self.assertEqual(
+            [self.decode(framed[bounds[i] : bounds[i + 1]]) for i in range(len(messages))],
+            [["<a> hi"], ["* b joined", "<b> two", "lines"], ["x" * 200], ["bad \ufffd"]],
+        )
+        self.assertIsNone(frameMessages(b"a\r\nb", [b"a\r\n", b"b"]))
+        self.assertIsNone(frameMessages(b"a\r\n", [b"", b"a\r\n"]))
 
     def test_sameObjectFramedOnce(self) -> None:
         from logger_service.webchat import frames
