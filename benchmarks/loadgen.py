@@ -230,7 +230,7 @@ class Engine:
             sock.setblocking(False)
             if self.noDelay:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = sock.connect_ex(self.address)
+            err = sock.connect_ex(self.addressFor(conn))
             if err not in (0, errno.EINPROGRESS):
                 sock.close()
                 self._fail(conn, f"connect: {os.strerror(err)}")
@@ -239,6 +239,12 @@ class Engine:
             self.connecting += 1
             conn.mask = selectors.EVENT_WRITE
             self.sel.register(sock, conn.mask, conn)
+
+    def addressFor(self, conn: Conn) -> Tuple[str, int]:
+        """
+        Where connection C{conn} connects: the server's address.
+        """
+        return self.address
 
     def _fail(self, conn: Conn, why: str) -> None:
         conn.state = CLOSED

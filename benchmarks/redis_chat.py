@@ -19,10 +19,7 @@ Redis, the nodes and the generator share its cores.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
-import os
-import selectors
 import shutil
 import socket
 import subprocess
@@ -43,22 +40,11 @@ class SplitEngine(loadgen.Engine):
 
     ports: List[int] = []
 
-    def _startConnects(self) -> None:
-        while self.queue and self.connecting < self.maxConnecting and (self.pace is None or self.pace()):
-            conn = self.queue.popleft()
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            if self.noDelay:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = sock.connect_ex((HOST, self.ports[conn.index % len(self.ports)]))
-            if err not in (0, errno.EINPROGRESS):
-                sock.close()
-                self._fail(conn, f"connect: {os.strerror(err)}")
-                continue
-            conn.sock = sock
-            self.connecting += 1
-            conn.mask = selectors.EVENT_WRITE
-            self.sel.register(sock, conn.mask, conn)
+    def addressFor(self, conn: loadgen.Conn) -> Any:
+        """
+        Client C{i} connects to C{ports[i % len(ports)]}.
+        """
+        return (HOST, self.ports[conn.index % len(self.ports)])
 
 
 def waitForLog(path: Path, text: str, timeout: float = 30.0) -> None:
