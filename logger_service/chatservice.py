@@ -22,7 +22,8 @@ from zope.interface import implementer
 
 from .broadcast import IBroadcast, LocalBroadcast
 from .chat import ChatState, Disconnect, Event, Member, ToMember, ToRoom
-from .hub import Hub
+from .counters import Counters
+from .interfaces import IHub
 from .limits import TokenBucket
 from .protocol import LineLoggerFactory, LineLoggerProtocol
 from .sendnow import sendNow
@@ -105,8 +106,6 @@ class ChatService:
 
     @ivar state: rooms and members.
     @ivar broadcast: delivers room messages.
-    @ivar floodDelays: times a client was paused for flooding.
-    @ivar slowConsumers: clients disconnected for not reading.
     @ivar telnetCommands: Telnet commands taken out of clients' input (and
         answered where they ask for an answer).
     """
@@ -127,9 +126,21 @@ class ChatService:
         self.floodRate = floodRate
         self.floodBurst = floodBurst
         self.sendq = sendq
-        self.floodDelays = 0
-        self.slowConsumers = 0
         self.telnetCommands = 0
+
+    def register(self, counters: Counters) -> None:
+        """
+        Register what C{counters} read of the chat: its members, rooms and
+        deliveries, and with C{--redis} the Redis broker's own counts.
+        """
+        state, broadcast = self.state, self.broadcast
+        counters.register("chatMembers", lambda: len(state.members))
+        counters.register("chatRooms", lambda: len(state.rooms))
+        counters.register("chatDeliveries", lambda: getattr(broadcast, "deliveries", None))
+        if hasattr(broadcast, "redisUp"):
+            counters.register("redisUp", lambda: int(broadcast.redisUp))
+            counters.register("redisReconnects", lambda: broadcast.reconnects)  # type: ignore[attr-defined]
+            counters.register("redisNotRelayed", lambda: broadcast.notRelayed)  # type: ignore[attr-defined]
 
     def connect(self, client: ChatProtocol) -> Member:
         """
@@ -175,7 +186,7 @@ class ChatFactory(LineLoggerFactory):
     Builds L{ChatProtocol}s sharing one L{ChatService}.
     """
 
-    def __init__(self, hub: Hub, chat: ChatService, **settings: Any) -> None:
+    def __init__(self, hub: IHub, chat: ChatService, **settings: Any) -> None:
         LineLoggerFactory.__init__(self, hub, **settings)
         self.chat = chat
 
@@ -310,7 +321,7 @@ class ChatProtocol(LineLoggerProtocol):
         chat = self.factory.chat
         if not self._flooding:
             self._flooding = True
-            chat.floodDelays += 1
+            self.factory.counters.floodDelays += 1
             self.pauseReading("flood")
         self._release = chat.clock.callLater(self._bucket.delay(chat.clock.seconds()), self._releaseHeld)
 
@@ -356,7 +367,7 @@ class ChatProtocol(LineLoggerProtocol):
 
     def _slowConsumer(self) -> None:
         chat = self.factory.chat
-        chat.slowConsumers += 1
+        self.factory.counters.slowConsumers += 1
         reason = f"not reading: over {chat.sendq} bytes unsent"
         log.warn("{peer} disconnected: {reason}", peer=self.context.peer, conn=self.context.conn, reason=reason)
         self._leave(reason)

@@ -1,12 +1,16 @@
 """
-The connection log: each connection and disconnection as a log event, at a
-bounded rate.
+Logging at a bounded rate: the connection log, and a throttle for warnings
+that repeat.
+
+The connection log gives each connection and disconnection a log event, at
+a bounded rate.
 
 Through twistd's text log observer one event costs tens of microseconds of
 the reactor's time, so a storm of short connections would spend much of
 its time logging them, and write two log lines per connection.
 L{ConnectionLog} logs connections one by one only as fast as a token bucket
 allows; the rest are counted and summed up in one event a second later.
+L{LogThrottle} logs a warning at most once per interval for each key.
 """
 
 from __future__ import annotations
@@ -226,3 +230,39 @@ class ConnectionLog:
             if call.active():
                 call.cancel()
             self._summarize()
+
+
+class LogThrottle:
+    """
+    Log an event at most once per interval for each key, saying how many
+    like it were left out, so that a flood of refusals cannot flood the log.
+
+    @ivar clock: what tells the time: the reactor unless another is given.
+    """
+
+    def __init__(self, logger: Logger, interval: float, clock: Optional[IReactorTime] = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        self.logger = logger
+        self.interval = interval
+        self.clock: IReactorTime = clock
+        self._last: Dict[str, float] = {}
+        self._suppressed: Dict[str, int] = {}
+
+    def warn(self, key: str, format: str, **kwargs: object) -> None:
+        """
+        Log C{format} as a warning unless one for C{key} went out within the
+        interval.
+        """
+        now = self.clock.seconds()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        self._last[key] = now
+        suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            format += " ({suppressed} more like it not logged)"
+        self.logger.warn(format, suppressed=suppressed, **kwargs)

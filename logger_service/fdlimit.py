@@ -23,7 +23,7 @@ import os
 import resource
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
-from .hub import socketLayer
+from .drain import socketLayer
 
 RESERVE = 16
 """

@@ -9,49 +9,20 @@ C{prometheus_client.twisted.MetricsResource} would), so the counters are
 read between two events, never while one is being changed.  Its registry is
 a fresh L{CollectorRegistry}, not C{prometheus_client}'s global one.
 
-The metrics (counters end in C{_total}; the C{process_*} metrics of
-C{prometheus_client}'s process collector come too, on Linux)::
-
-    linelogger_connections_open                 gauge    connections open now
-    linelogger_connections_total                counter  connections accepted
-    linelogger_connections_refused_total        counter  connections refused, by reason (label reason:
-                                                         max-connections, max-per-ip, not-allowed,
-                                                         no-proxy-header)
-    linelogger_lines_received_total             counter  lines received (each piece of a split line counts)
-    linelogger_received_bytes_total             counter  bytes received from clients
-    linelogger_long_lines_total                 counter  lines longer than --max-line-length (split,
-                                                         truncated or closed on, per --long-lines)
-    linelogger_dropped_bytes_total              counter  bytes --long-lines truncate or close dropped
-    linelogger_idle_timeouts_total              counter  connections closed by --idle-timeout
-    linelogger_line_timeouts_total              counter  connections closed by --line-timeout
-    linelogger_rate_delays_total                counter  times --max-rate paused reading a connection
-    linelogger_input_paused                     gauge    1 while reading from every client is paused
-                                                         because the output is behind or failing, else 0
-    linelogger_records_written_total            counter  records written to the output
-    linelogger_written_bytes_total              counter  bytes written to the output
-    linelogger_write_errors_total               counter  failed writes and fsyncs (each retry counts)
-    linelogger_output_buffer_bytes              gauge    bytes of records waiting for the output
-    linelogger_output_buffer_limit_bytes        gauge    --buffer: input pauses above it
-    linelogger_fsync_seconds                    summary  fsyncs: _count how many, _sum seconds spent in them
-
-In chat mode (C{--chat}) also::
-
-    linelogger_chat_members                     gauge    members connected
-    linelogger_chat_rooms                       gauge    rooms that exist (#lobby always does)
-    linelogger_chat_deliveries_total            counter  messages delivered to members
-    linelogger_chat_flood_delays_total          counter  times flood control paused a client
-    linelogger_chat_slow_consumers_total        counter  clients disconnected for not reading (--sendq)
-
-With C{--redis} also::
-
-    linelogger_redis_up                         gauge    1 while Redis answers, else 0
-    linelogger_redis_reconnects_total           counter  times Redis answered again after being lost
-    linelogger_redis_not_relayed_total          counter  chat lines not relayed (too many waited for Redis)
+The metrics are listed once, in L{METRICS}: name, type, help, and how to
+read the value from L{logger_service.counters.Counters}.  README.rst's
+table of them is made from that list (L{metricsTable}; a test checks that
+the two agree).  A metric whose value is not registered (the chat ones
+without C{--chat}, the Redis ones without C{--redis}) is left out; the
+C{process_*} metrics of C{prometheus_client}'s process collector come too,
+on Linux.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+import re
+import textwrap
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple, Union
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
@@ -69,6 +40,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
 from .chatservice import ChatService
+from .counters import Counters
 from .hub import Hub
 
 REFUSAL_REASONS = ("max-connections", "max-per-ip", "not-allowed", "no-proxy-header")
@@ -78,141 +50,236 @@ with 0 before the first refusal so that C{rate()} and alerts see the series
 from the start.  Any other reason the hub counts is shown as well.
 """
 
+Value = Union[None, float, Dict[str, int], Tuple[float, float]]
+"""
+A metric's value: C{None} (not registered: the metric is left out), a
+number, counts by label (C{reason}), or a summary's C{(count, sum)}.
+"""
+
+
+class MetricSpec(NamedTuple):
+    """
+    One metric: its name, its type (C{counter}, C{gauge} or C{summary}), its
+    help text, and how to read its value from the counters.
+    """
+
+    name: str
+    type: str
+    help: str
+    read: Callable[[Counters], Value]
+
+
+def _refused(counters: Counters) -> Dict[str, int]:
+    counts = dict.fromkeys(REFUSAL_REASONS, 0)
+    counts.update(counters.refused)
+    return counts
+
+
+def _sum(counters: Counters, count: int, reading: str) -> Optional[float]:
+    more = counters.read(reading)
+    return count + more if more is not None else count
+
+
+def _fsyncs(counters: Counters) -> Optional[Tuple[float, float]]:
+    count, seconds = counters.read("syncs"), counters.read("syncSeconds")
+    return (count, seconds) if count is not None and seconds is not None else None
+
+
+METRICS: Tuple[MetricSpec, ...] = (
+    MetricSpec("linelogger_connections_open", "gauge", "Connections open now.", lambda c: c.read("connectionsOpen")),
+    MetricSpec(
+        "linelogger_connections_total", "counter", "Connections accepted since start.", lambda c: c.connectionsTotal
+    ),
+    MetricSpec(
+        "linelogger_connections_refused_total",
+        "counter",
+        "Connections refused since start, by reason (label reason: " + ", ".join(REFUSAL_REASONS) + ").",
+        _refused,
+    ),
+    MetricSpec(
+        "linelogger_lines_received_total",
+        "counter",
+        "Lines received since start (each piece of a split line counts).",
+        lambda c: c.linesReceived,
+    ),
+    MetricSpec(
+        "linelogger_received_bytes_total",
+        "counter",
+        "Bytes received from clients since start.",
+        lambda c: c.bytesReceived,
+    ),
+    MetricSpec(
+        "linelogger_long_lines_total",
+        "counter",
+        "Lines longer than --max-line-length (split, truncated or closed on, per --long-lines).",
+        lambda c: _sum(c, c.oversizeLines, "openOversizeLines"),
+    ),
+    MetricSpec(
+        "linelogger_dropped_bytes_total",
+        "counter",
+        "Bytes of long lines that --long-lines truncate or close dropped.",
+        lambda c: _sum(c, c.droppedBytes, "openDroppedBytes"),
+    ),
+    MetricSpec(
+        "linelogger_idle_timeouts_total", "counter", "Connections closed by --idle-timeout.", lambda c: c.idleTimeouts
+    ),
+    MetricSpec(
+        "linelogger_line_timeouts_total", "counter", "Connections closed by --line-timeout.", lambda c: c.lineTimeouts
+    ),
+    MetricSpec(
+        "linelogger_rate_delays_total",
+        "counter",
+        "Times --max-rate paused reading a connection.",
+        lambda c: c.rateDelays,
+    ),
+    MetricSpec(
+        "linelogger_input_paused",
+        "gauge",
+        "1 while reading from clients is paused because the output is behind or failing, else 0.",
+        lambda c: c.read("inputPaused"),
+    ),
+    MetricSpec(
+        "linelogger_records_written_total",
+        "counter",
+        "Records written to the output.",
+        lambda c: c.read("recordsWritten"),
+    ),
+    MetricSpec(
+        "linelogger_written_bytes_total", "counter", "Bytes written to the output.", lambda c: c.read("bytesWritten")
+    ),
+    MetricSpec(
+        "linelogger_write_errors_total",
+        "counter",
+        "Failed writes and fsyncs of the output (each retry counts).",
+        lambda c: c.read("writeErrors"),
+    ),
+    MetricSpec(
+        "linelogger_output_buffer_bytes",
+        "gauge",
+        "Bytes of records waiting for the output.",
+        lambda c: c.read("outputBufferBytes"),
+    ),
+    MetricSpec(
+        "linelogger_output_buffer_limit_bytes",
+        "gauge",
+        "Bytes of records that may wait for the output before input pauses (--buffer).",
+        lambda c: c.read("outputBufferLimitBytes"),
+    ),
+    MetricSpec(
+        "linelogger_fsync_seconds",
+        "summary",
+        "Time spent in fsync of the output (_count: fsyncs done, _sum: seconds in them).",
+        _fsyncs,
+    ),
+    MetricSpec("linelogger_chat_members", "gauge", "Chat members connected.", lambda c: c.read("chatMembers")),
+    MetricSpec(
+        "linelogger_chat_rooms", "gauge", "Chat rooms that exist (#lobby always does).", lambda c: c.read("chatRooms")
+    ),
+    MetricSpec(
+        "linelogger_chat_deliveries_total",
+        "counter",
+        "Chat messages delivered to members.",
+        lambda c: c.read("chatDeliveries"),
+    ),
+    MetricSpec(
+        "linelogger_chat_flood_delays_total",
+        "counter",
+        "Times chat flood control paused a client.",
+        lambda c: c.floodDelays if c.read("chatMembers") is not None else None,
+    ),
+    MetricSpec(
+        "linelogger_chat_slow_consumers_total",
+        "counter",
+        "Chat clients disconnected for not reading (--sendq).",
+        lambda c: c.slowConsumers if c.read("chatMembers") is not None else None,
+    ),
+    MetricSpec("linelogger_redis_up", "gauge", "1 while Redis answers (--redis), else 0.", lambda c: c.read("redisUp")),
+    MetricSpec(
+        "linelogger_redis_reconnects_total",
+        "counter",
+        "Times Redis answered again after being lost.",
+        lambda c: c.read("redisReconnects"),
+    ),
+    MetricSpec(
+        "linelogger_redis_not_relayed_total",
+        "counter",
+        "Chat lines not relayed: too many waited for Redis.",
+        lambda c: c.read("redisNotRelayed"),
+    ),
+)
+"""Every metric, in the order they are shown."""
+
+
+def family(spec: MetricSpec, value: Value) -> Metric:
+    """
+    The metric family of C{spec} with C{value}.
+    """
+    if isinstance(value, tuple):
+        return SummaryMetricFamily(spec.name, spec.help, count_value=int(value[0]), sum_value=value[1])
+    if isinstance(value, dict):
+        labelled = CounterMetricFamily(spec.name, spec.help, labels=["reason"])
+        for label, count in sorted(value.items()):
+            labelled.add_metric([label], count)
+        return labelled
+    assert value is not None
+    if spec.type == "gauge":
+        return GaugeMetricFamily(spec.name, spec.help, value=value)
+    return CounterMetricFamily(spec.name, spec.help, value=value)
+
+
+def metricsTable() -> str:
+    """
+    L{METRICS} as the reStructuredText table of README.rst: options and
+    names in literals, the help text wrapped.
+    """
+    width = (40, 7, 46)
+    rule = "  ".join("=" * w for w in width)
+    rows = [rule]
+    for spec in METRICS:
+        text = re.sub(r"(?<![\w`])((?:--|#|_)[a-z][\w-]*)", r"``\1``", spec.help)
+        lines = textwrap.wrap(text, width[2], break_long_words=False, break_on_hyphens=False)
+        first = f"``{spec.name}``".ljust(width[0]) + "  " + spec.type.ljust(width[1]) + "  " + lines[0]
+        rows.append(first)
+        rows.extend(" " * (width[0] + width[1] + 4) + line for line in lines[1:])
+    rows.append(rule)
+    return "\n".join(rows) + "\n"
+
 
 class LineLoggerCollector:
     """
-    A Prometheus collector that reads the counters of a hub, its recorder
-    and, in chat mode, the chat, when it is scraped.
+    A Prometheus collector that reads L{METRICS} from the service's
+    counters when it is scraped.
 
     It provides C{prometheus_client}'s C{Collector} protocol (C{collect}).
     """
 
-    def __init__(self, hub: Hub, chat: Optional[ChatService] = None) -> None:
-        self.hub = hub
-        self.chat = chat
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
 
     def collect(self) -> Iterator[Metric]:
         """
-        Yield every metric's current value.
+        Yield every registered metric's current value.
         """
-        hub = self.hub
-        recorder = hub.recorder
-        connections = list(hub.connections.values())
-
-        yield GaugeMetricFamily("linelogger_connections_open", "Connections open now.", value=len(connections))
-        yield CounterMetricFamily(
-            "linelogger_connections_total", "Connections accepted since start.", value=hub.connectionsTotal
-        )
-        refused = CounterMetricFamily(
-            "linelogger_connections_refused_total",
-            "Connections refused since start, by reason.",
-            labels=["reason"],
-        )
-        counts = dict.fromkeys(REFUSAL_REASONS, 0)
-        counts.update(hub.refused)
-        for reason, count in sorted(counts.items()):
-            refused.add_metric([reason], count)
-        yield refused
-        yield CounterMetricFamily(
-            "linelogger_lines_received_total", "Lines received since start.", value=hub.linesReceived
-        )
-        yield CounterMetricFamily(
-            "linelogger_received_bytes_total", "Bytes received from clients since start.", value=hub.bytesReceived
-        )
-        # Closed connections' counts are in the hub, open ones' in their framers
-        # (a connection without a framer has counted nothing).
-        framers = [p.framer for p in connections if p.framer is not None]
-        yield CounterMetricFamily(
-            "linelogger_long_lines_total",
-            "Lines longer than --max-line-length (split, truncated or closed on, per --long-lines).",
-            value=hub.oversizeLines + sum(f.oversizeLines for f in framers),
-        )
-        yield CounterMetricFamily(
-            "linelogger_dropped_bytes_total",
-            "Bytes of long lines that --long-lines truncate or close dropped.",
-            value=hub.droppedBytes + sum(f.droppedBytes for f in framers),
-        )
-        yield CounterMetricFamily(
-            "linelogger_idle_timeouts_total", "Connections closed by --idle-timeout.", value=hub.idleTimeouts
-        )
-        yield CounterMetricFamily(
-            "linelogger_line_timeouts_total", "Connections closed by --line-timeout.", value=hub.lineTimeouts
-        )
-        yield CounterMetricFamily(
-            "linelogger_rate_delays_total", "Times --max-rate paused reading a connection.", value=hub.rateDelays
-        )
-        yield GaugeMetricFamily(
-            "linelogger_input_paused",
-            "1 while reading from clients is paused because the output is behind or failing, else 0.",
-            value=1 if hub.inputPaused else 0,
-        )
-
-        yield CounterMetricFamily(
-            "linelogger_records_written_total", "Records written to the output.", value=recorder.recordsWritten
-        )
-        yield CounterMetricFamily(
-            "linelogger_written_bytes_total", "Bytes written to the output.", value=recorder.bytesWritten
-        )
-        yield CounterMetricFamily(
-            "linelogger_write_errors_total", "Failed writes and fsyncs of the output.", value=recorder.writeErrors
-        )
-        yield GaugeMetricFamily(
-            "linelogger_output_buffer_bytes", "Bytes of records waiting for the output.", value=recorder.pendingBytes
-        )
-        yield GaugeMetricFamily(
-            "linelogger_output_buffer_limit_bytes",
-            "Bytes of records that may wait for the output before input pauses (--buffer).",
-            value=recorder.bufferBytes,
-        )
-        yield SummaryMetricFamily(
-            "linelogger_fsync_seconds",
-            "Time spent in fsync of the output (_count: fsyncs done).",
-            count_value=recorder.syncs,
-            sum_value=recorder.syncSeconds,
-        )
-
-        chat = self.chat
-        if chat is None:
-            return
-        yield GaugeMetricFamily("linelogger_chat_members", "Chat members connected.", value=len(chat.state.members))
-        yield GaugeMetricFamily("linelogger_chat_rooms", "Chat rooms that exist.", value=len(chat.state.rooms))
-        deliveries = getattr(chat.broadcast, "deliveries", None)
-        if deliveries is not None:
-            yield CounterMetricFamily(
-                "linelogger_chat_deliveries_total", "Chat messages delivered to members.", value=deliveries
-            )
-        yield CounterMetricFamily(
-            "linelogger_chat_flood_delays_total", "Times chat flood control paused a client.", value=chat.floodDelays
-        )
-        yield CounterMetricFamily(
-            "linelogger_chat_slow_consumers_total",
-            "Chat clients disconnected for not reading (--sendq).",
-            value=chat.slowConsumers,
-        )
-        redisUp = getattr(chat.broadcast, "redisUp", None)
-        if redisUp is not None:
-            yield GaugeMetricFamily("linelogger_redis_up", "Whether Redis answers (--redis).", value=int(redisUp))
-            yield CounterMetricFamily(
-                "linelogger_redis_reconnects_total",
-                "Times Redis answered again after being lost.",
-                value=chat.broadcast.reconnects,  # type: ignore[attr-defined]
-            )
-            yield CounterMetricFamily(
-                "linelogger_redis_not_relayed_total",
-                "Chat lines not relayed: too many waited for Redis.",
-                value=chat.broadcast.notRelayed,  # type: ignore[attr-defined]
-            )
+        counters = self.counters
+        for spec in METRICS:
+            value = spec.read(counters)
+            if value is not None:
+                yield family(spec, value)
 
 
 def makeRegistry(hub: Hub, chat: Optional[ChatService] = None, process: bool = False) -> CollectorRegistry:
     """
-    A fresh registry holding a L{LineLoggerCollector} for C{hub} and C{chat}.
+    A fresh registry holding a L{LineLoggerCollector} for the counters of
+    C{hub} (and of C{chat}, whose readings it registers there).
 
     @param process: also collect C{process_*} metrics (CPU, memory, open
         files) of this process.
     """
+    counters = hub.counters
+    if chat is not None:
+        chat.register(counters)
     registry = CollectorRegistry()
-    registry.register(LineLoggerCollector(hub, chat))
+    registry.register(LineLoggerCollector(counters))
     if process:
         ProcessCollector(registry=registry)
     return registry

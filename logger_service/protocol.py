@@ -19,11 +19,13 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from .connlog import ConnectionLog
+from .counters import Counters
 from .fdlimit import AcceptPacer
 from .framing import FRAMERS, Framer, LongLines
-from .hub import Hub
+from .interfaces import IConnection, IHub
 from .limits import TokenBucket
 from .records import RecordContext
 from .twistedprivate import isProxyWrapper
@@ -31,7 +33,7 @@ from .twistedprivate import isProxyWrapper
 log = Logger()
 
 
-class IConnection(ITCPTransport, IPushProducer, ISystemHandle):
+class IStreamTransport(ITCPTransport, IPushProducer, ISystemHandle):
     """
     What a stream transport offers: TCP, UNIX and TLS transports all do.
     """
@@ -42,6 +44,7 @@ class LineLoggerFactory(Factory):
     Builds L{LineLoggerProtocol}s that share one hub and one set of settings.
 
     @ivar hub: where lines go.
+    @ivar counters: what the connections count (the hub's).
     @ivar maxLineLength: the longest line recorded as one record.
     @ivar longLines: what happens to longer lines.
     @ivar greeting: sent to each client on connect, or C{None}.
@@ -54,7 +57,8 @@ class LineLoggerFactory(Factory):
     @ivar maxRate: lines per second a connection may send before reading
         from it pauses (0: no limit).
     @ivar acks: whether clients are told C{ok N} as their lines are written.
-    @ivar clock: the reactor, for timeouts and rates.
+    @ivar clock: the reactor, for timeouts and rates (the hub's clock
+        unless another is given).
     @ivar connectionLog: whether connections and disconnections are logged.
     @ivar connectionLogRate: connections per second logged one by one (the
         rest are counted and summed up once a second); 0: every one.
@@ -70,7 +74,7 @@ class LineLoggerFactory(Factory):
 
     def __init__(
         self,
-        hub: Hub,
+        hub: IHub,
         maxLineLength: int = 65536,
         longLines: LongLines = LongLines.split,
         greeting: Optional[bytes] = None,
@@ -85,6 +89,7 @@ class LineLoggerFactory(Factory):
         acceptsPerTurn: int = 0,
     ) -> None:
         self.hub = hub
+        self.counters: Counters = hub.counters
         self.maxLineLength = maxLineLength
         self.longLines = longLines
         self.greeting = greeting
@@ -97,7 +102,7 @@ class LineLoggerFactory(Factory):
         self.connectionLogRate = connectionLogRate
         self.makeFramer = FRAMERS[framing]
         if clock is None:
-            clock = hub.recorder.clock
+            clock = hub.clock
         self.clock = clock
         self.acceptPacer: Optional[AcceptPacer] = AcceptPacer(acceptsPerTurn) if acceptsPerTurn else None
         self.connectionLogger: Optional[ConnectionLog] = None
@@ -121,6 +126,7 @@ class LineLoggerFactory(Factory):
         return protocol
 
 
+@implementer(IConnection)
 class LineLoggerProtocol(LineReceiver, TimeoutMixin):
     """
     Record every line a client sends.
@@ -138,7 +144,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
     delimiter = b"\n"
     factory: LineLoggerFactory
     context: RecordContext
-    transport: IConnection
+    transport: IStreamTransport
 
     def __init__(self) -> None:
         self.lineCount = 0
@@ -181,7 +187,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
                 return
             self._awaitingProxyHeader = True
             # Known to the hub, so that a shutdown drains what it sent too.
-            self.factory.hub.awaitingHeader[id(self)] = self
+            self.factory.hub.awaitHeader(self)
             timeout = self._headerTimeout()
             if timeout:
                 self.setTimeout(timeout)
@@ -204,7 +210,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         factory = self.factory
         if self._awaitingProxyHeader:
             self._awaitingProxyHeader = False
-            factory.hub.awaitingHeader.pop(id(self), None)
+            factory.hub.headerDone(self)
         refusal = factory.hub.admit(self.transport.getPeer())
         if refusal is not None:
             self.transport.write(b"error: " + refusal.encode("utf-8") + b"\r\n")
@@ -269,10 +275,10 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
                     self.transport.getPeer(),
                     f"no PROXY header within {self._headerTimeout():g} seconds",
                 )
-                factory.hub.awaitingHeader.pop(id(self), None)
+                factory.hub.headerDone(self)
             self.transport.loseConnection()
             return
-        factory.hub.idleTimeouts += 1
+        factory.counters.idleTimeouts += 1
         log.info("{peer} sent nothing for {timeout}s: closing", peer=self.context.peer, timeout=factory.idleTimeout)
         self.transport.write(b"error: idle for %d seconds; closing connection\r\n" % factory.idleTimeout)
         self.finish("idle timeout")
@@ -294,7 +300,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             # The line ended in time (the timer is left armed then).
             return
         factory = self.factory
-        factory.hub.lineTimeouts += 1
+        factory.counters.lineTimeouts += 1
         log.info(
             "{peer} held an unfinished line for {timeout}s: closing",
             peer=self.context.peer,
@@ -314,6 +320,16 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             if self.closing == "after acks" and self.acknowledged >= self.lineCount:
                 self._closeForLongLine()
 
+    def lineCounts(self) -> Tuple[int, int]:
+        """
+        The long lines this open connection's framer counted, not yet in
+        the counters: C{(oversizeLines, droppedBytes)}.
+        """
+        framer = self.framer
+        if framer is None:
+            return (0, 0)
+        return (framer.oversizeLines, framer.droppedBytes)
+
     def dataReceived(self, data: bytes) -> None:
         """
         Frame a received chunk and pass its lines on in one batch.
@@ -325,7 +341,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             if self._finished:
                 return
         self.bytesReceived += len(data)
-        self.factory.hub.bytesReceived += len(data)
+        self.factory.counters.bytesReceived += len(data)
         if self.timeOut:
             self.resetTimeout()
         if self.line_mode:
@@ -348,7 +364,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self._longLine()
         if not self._framingChecked and framer.framingErrors:
             self._framingChecked = True
-            self.factory.hub.framingErrors += 1
+            self.factory.counters.framingErrors += 1
             # A warning in auto mode too: the client meant one framing and
             # its records may now be cut where it did not mean them to be.
             log.warn(
@@ -396,7 +412,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         assert self._rate is not None
         delay = self._rate.charge(count, self.factory.clock.seconds())
         if delay > 0 and self._rateCall is None:
-            self.factory.hub.rateDelays += 1
+            self.factory.counters.rateDelays += 1
             self.pauseReading("rate")
             self._rateCall = self.factory.clock.callLater(delay, self._rateResume)
 
@@ -477,16 +493,17 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
                 self._rateCall.cancel()
             self._rateCall = None
         framer = self.framer
-        hub = self.factory.hub
+        factory = self.factory
         if framer is not None:
             rest = framer.finish()
             if rest:
                 self.linesReceived(rest)
-            hub.oversizeLines += framer.oversizeLines
-            hub.droppedBytes += framer.droppedBytes
-        hub.disconnected(self.context)
+            counters = factory.counters
+            counters.oversizeLines += framer.oversizeLines
+            counters.droppedBytes += framer.droppedBytes
+        factory.hub.disconnected(self.context)
         self._drainDone()
-        connectionLogger = self.factory.connectionLogger
+        connectionLogger = factory.connectionLogger
         if connectionLogger is not None:
             connectionLogger.disconnected(self.context, self.lineCount, reason, self._connectionLogged)
         self.transport.loseConnection()
@@ -509,7 +526,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         if self._awaitingProxyHeader:
             self._awaitingProxyHeader = False
-            self.factory.hub.awaitingHeader.pop(id(self), None)
+            self.factory.hub.headerDone(self)
         self.transport.loseConnection()
 
     def _proxyHeaderMissing(self) -> None:
@@ -521,6 +538,6 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         self._awaitingProxyHeader = False
         hub = self.factory.hub
-        hub.awaitingHeader.pop(id(self), None)
+        hub.headerDone(self)
         if getattr(self.transport, "disconnecting", False):
             hub.refuse("no-proxy-header", self.transport.getPeer(), "no valid PROXY header")

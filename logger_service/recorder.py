@@ -10,7 +10,7 @@ previous write finishes, whichever is first.  So batches grow by themselves
 when the output is slow, and a small buffer never waits for the timer.
 
 Backpressure: once more than C{bufferBytes} of records wait (or while
-writes fail) the recorder tells its C{onPressure} listener to stop reading
+writes fail) the recorder tells its listener (C{pressure}) to stop reading
 input, and tells it to start again once half of the buffer has drained.
 
 Failures: a failed write keeps its records, is logged once per episode with
@@ -19,7 +19,7 @@ was formatted is dropped while the process lives.
 
 Durability: with C{fsync=0} every write is followed by an C{fsync}; with
 C{fsync=S} written records are C{fsync}ed at most every C{S} seconds (group
-commit).  C{onDurable} hears, for each connection, how many more of its
+commit).  The listener hears (C{durable}), for each connection, how many more of its
 lines are written (and synced, when C{fsync} is set): what C{--ack} sends.
 A sink that rotates or reopens its file syncs the old one first (see
 L{logger_service.sinks.FileSink}'s C{durable}), so a sync covers records
@@ -29,13 +29,15 @@ written to every file since the last.
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from .interfaces import IRecorder, IRecordListener, NoListener
 from .records import FORMATTERS, Formatter, RecordContext, TimestampCache
 from .sinks import IRecordSink
 from .writer import ImmediateWriter, IWriter
@@ -51,14 +53,15 @@ def _merge(into: Counts, more: Counts) -> None:
         into[conn] = into.get(conn, 0) + count
 
 
+@implementer(IRecorder)
 class Recorder:
     """
     Format lines into records and write them to a sink in batches.
 
-    @ivar onPressure: called with C{True} when input should pause, C{False}
-        when it may resume.
-    @ivar onDurable: called with lines per connection that are now written
-        (and synced, with C{fsync}); only when C{acks} is set.
+    @ivar listener: told C{pressure(True)} when input should pause,
+        C{pressure(False)} when it may resume, and C{durable(counts)} of
+        lines per connection that are now written (and synced, with
+        C{fsync}), only when C{acks} is set (see L{listen}).
     @ivar recordsWritten: records written so far.
     @ivar bytesWritten: bytes written so far.
     @ivar writeErrors: failed writes (and syncs) so far.
@@ -92,8 +95,7 @@ class Recorder:
         self.bufferBytes = bufferBytes
         self.fsync = fsync
         self.acks = acks
-        self.onPressure: Callable[[bool], None] = lambda paused: None
-        self.onDurable: Callable[[Counts], None] = lambda counts: None
+        self.listener: IRecordListener = NoListener()
         self.recordsWritten = 0
         self.bytesWritten = 0
         self.writeErrors = 0
@@ -122,6 +124,12 @@ class Recorder:
         self._closing: Optional[Deferred[bool]] = None
         self._closeTimeout: Optional[IDelayedCall] = None
 
+    def listen(self, listener: IRecordListener) -> None:
+        """
+        Tell C{listener} of pressure and durable lines from now on.
+        """
+        self.listener = listener
+
     @property
     def pendingBytes(self) -> int:
         """
@@ -140,7 +148,7 @@ class Recorder:
         """
         Record C{data}, C{records} whole records formatted elsewhere (by a
         worker process); C{acks}, lines per connection id, are reported to
-        C{onDurable} once C{data} is written (and synced).
+        the listener once C{data} is written (and synced).
         """
         self._pending.append(data)
         self._pendingBytes += len(data)
@@ -274,7 +282,7 @@ class Recorder:
 
     def _durable(self, acks: Counts) -> None:
         if acks:
-            self.onDurable(acks)
+            self.listener.durable(acks)
 
     def _needSync(self, acks: Counts) -> None:
         """
@@ -341,10 +349,10 @@ class Recorder:
         buffered = self.pendingBytes
         if not self._paused and (buffered > self.bufferBytes or self._failing):
             self._paused = True
-            self.onPressure(True)
+            self.listener.pressure(True)
         elif self._paused and buffered <= self.bufferBytes // 2 and not self._failing:
             self._paused = False
-            self.onPressure(False)
+            self.listener.pressure(False)
 
     def reopen(self) -> None:
         """

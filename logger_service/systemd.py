@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 from .text import plural
 
 if TYPE_CHECKING:
-    from .hub import Hub
+    from .counters import Counters
 
 log = Logger()
 
@@ -131,7 +131,7 @@ class NotifyService(Service):
     Errors sending (the socket gone, its queue full) are logged once per
     episode and never raised: losing systemd must not stop the logging.
 
-    @ivar hub: whose counts C{STATUS=} reports.
+    @ivar counters: what C{STATUS=} reports.
     @ivar clock: what times the status updates and watchdog pings.
     @ivar environ: where C{NOTIFY_SOCKET}, C{WATCHDOG_USEC} and
         C{WATCHDOG_PID} are read.
@@ -145,12 +145,12 @@ class NotifyService(Service):
 
     def __init__(
         self,
-        hub: Hub,
+        counters: Counters,
         clock: IReactorTime,
         environ: Mapping[str, str] = os.environ,
         statusInterval: float = STATUS_INTERVAL,
     ) -> None:
-        self.hub = hub
+        self.counters = counters
         self.clock = clock
         self.environ = environ
         self.statusInterval = statusInterval
@@ -163,20 +163,20 @@ class NotifyService(Service):
 
     def status(self) -> str:
         """
-        The hub's live counts, as the C{STATUS=} line shows them: C{12
+        The live counts, as the C{STATUS=} line shows them: C{12
         connections open, 3456 lines received, 3456 records written}.
         """
-        hub = self.hub
+        counters = self.counters
         parts = [
-            plural(len(hub.connections), "connection") + " open",
-            plural(hub.linesReceived, "line") + " received",
-            plural(hub.recorder.recordsWritten, "record") + " written",
+            plural(int(counters.read("connectionsOpen") or 0), "connection") + " open",
+            plural(counters.linesReceived, "line") + " received",
+            plural(int(counters.read("recordsWritten") or 0), "record") + " written",
         ]
-        refused = sum(hub.refused.values())
+        refused = sum(counters.refused.values())
         if refused:
             parts.append(f"{refused} refused")
         text = ", ".join(parts)
-        if hub.inputPaused:
+        if counters.read("inputPaused"):
             text += "; input paused: the output is behind"
         return text
 

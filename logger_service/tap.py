@@ -19,8 +19,9 @@ from twisted.python import usage
 from twisted import copyright
 
 from . import __version__, fdlimit
+from .drain import HubService
 from .framing import FRAMERS, LongLines
-from .hub import Hub, HubService
+from .hub import Hub
 from .limits import ConnectionLimits, parseNetwork
 from .protocol import LineLoggerFactory
 from .recorder import Recorder
@@ -537,7 +538,7 @@ def connectionParts(options: Options, recorder: Any, reactor: Any, listeners: in
     if descriptors.message is not None:
         log.warn("{message}", message=descriptors.message)
     limits = ConnectionLimits(descriptors.maxConnections, options["max-per-ip"], options["allow"])
-    hub = Hub(recorder, limits)
+    hub = Hub(recorder, limits, clock=reactor)
     greeting = options["greeting"]
     settings: Dict[str, Any] = dict(
         maxLineLength=options["max-line-length"],
@@ -666,7 +667,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
     # Last: it starts once every listener is up (READY=1), and stops first
     # (STOPPING=1).
-    NotifyService(hub, reactor).setServiceParent(top)
+    NotifyService(hub.counters, reactor).setServiceParent(top)
     return top
 
 

@@ -319,7 +319,7 @@ class WebChatMember:
         protocol, transport = self.protocol, self.transport
         if protocol is None or transport is None or transport._closed:
             return
-        self.factory.hub.oversizeLines += 1
+        self.factory.counters.oversizeLines += 1
         log.warn(
             "{peer} sent a WebSocket message longer than {limit} bytes: closing",
             peer=protocol.context.peer if not protocol._finished else "?",

@@ -35,7 +35,9 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import FileLogObserver, Logger, eventAsText, globalLogBeginner
+from zope.interface import implementer
 
+from .interfaces import IRecorder, IRecordListener, NoListener
 from .records import FORMATTERS, Formatter, RecordContext, TimestampCache
 
 log = Logger()
@@ -175,14 +177,16 @@ class SupervisorLink(MessageProtocol):
         self.lost()
 
 
+@implementer(IRecorder)
 class ForwardingRecorder:
     """
     What the hub records into in a worker: formats lines as
     L{logger_service.recorder.Recorder} does, and sends them to the
     supervisor in batches, one per reactor turn, instead of writing them.
 
-    Input pauses (C{onPressure}) once more than C{bufferBytes} of records
-    are sent but not yet written; C{onDurable} hears of lines once the
+    Input pauses (its listener's C{pressure}) once more than C{bufferBytes}
+    of records are sent but not yet written; the listener's C{durable}
+    hears of lines once the
     supervisor says the batch that held them is written (and synced).
 
     @ivar recordsWritten: records the supervisor has written.
@@ -197,8 +201,7 @@ class ForwardingRecorder:
         self.formatter: Formatter = FORMATTERS[format]
         self.bufferBytes = bufferBytes
         self.link: Optional[SupervisorLink] = None
-        self.onPressure: Callable[[bool], None] = lambda paused: None
-        self.onDurable: Callable[[Counts], None] = lambda counts: None
+        self.listener: IRecordListener = NoListener()
         self.recordsWritten = 0
         self.bytesWritten = 0
         self.writeErrors = 0
@@ -214,6 +217,12 @@ class ForwardingRecorder:
         self._sentBytes = 0
         self._paused = False
         self._closing: Optional[Deferred[bool]] = None
+
+    def listen(self, listener: IRecordListener) -> None:
+        """
+        Tell C{listener} of pressure and durable lines from now on.
+        """
+        self.listener = listener
 
     @property
     def pendingBytes(self) -> int:
@@ -265,17 +274,17 @@ class ForwardingRecorder:
         self.bytesWritten += size
         self.recordsWritten += records
         if acks:
-            self.onDurable(acks)
+            self.listener.durable(acks)
         self._checkPressure()
         self._maybeClosed()
 
     def _checkPressure(self) -> None:
         if not self._paused and self._sentBytes > self.bufferBytes:
             self._paused = True
-            self.onPressure(True)
+            self.listener.pressure(True)
         elif self._paused and self._sentBytes <= self.bufferBytes // 2:
             self._paused = False
-            self.onPressure(False)
+            self.listener.pressure(False)
 
     def reopen(self) -> None:
         """
@@ -388,7 +397,7 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
     @return: the service, and the deferred that fires once every listening
         socket is adopted.
     """
-    from .hub import HubService
+    from .drain import HubService
     from .tap import Options, chatParts, connectionParts, withBacklog
 
     options = Options()
@@ -399,7 +408,7 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
     hub, settings, descriptors = connectionParts(options, recorder, reactor, len(options["port"]))
     # Connection numbers unique across the workers: worker SLOT numbers
     # SLOT+1, SLOT+1+COUNT, ...
-    hub._ids = itertools.count(slot + 1 + count * CONN_ID_GENERATION * generation, count)
+    hub.connectionIds(itertools.count(slot + 1 + count * CONN_ID_GENERATION * generation, count))
     # With --chat (and so --redis), each worker is a node of the Redis
     # cluster: rooms span the workers as they span machines.
     factory, chat, broker = chatParts(options, hub, settings, reactor)

@@ -32,7 +32,10 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from .counters import Counters
+from .interfaces import IRecordListener
 from .recorder import Counts, Recorder
 from .systemd import NotifyService
 from .worker import BATCH, DONE, LINK_FD, READY, SEQ, MessageProtocol, decodeBatch
@@ -200,6 +203,7 @@ class WorkerProcess(ProcessProtocol):
         self.exited.callback(None)
 
 
+@implementer(IRecordListener)
 class WorkerPool(Service):
     """
     Bind the endpoints, run the workers, write what they send.
@@ -238,8 +242,7 @@ class WorkerPool(Service):
         self._stopping = False
         self._readyCalled = False
         recorder.acks = True
-        recorder.onDurable = self._durable
-        recorder.onPressure = self._pressure
+        recorder.listen(self)
         self._links: List[WorkerLink] = []
         self._paused = False
 
@@ -365,13 +368,16 @@ class WorkerPool(Service):
         # A view, not a copy: the recorder only joins and measures it.
         self.recorder.recordFormatted(cast(bytes, data), records, {key: 1})
 
-    def _durable(self, counts: Counts) -> None:
+    def durable(self, counts: Counts) -> None:
+        """
+        These batches are written: tell each worker that sent one.
+        """
         for key in counts:
             batch = self._batches.pop(key, None)
             if batch is not None:
                 batch[0].written(batch[1])
 
-    def _pressure(self, paused: bool) -> None:
+    def pressure(self, paused: bool) -> None:
         """
         The output is behind: stop reading from the workers (whose own
         buffers then fill and pause their input), or start again.
@@ -399,7 +405,7 @@ class WorkerPool(Service):
         Service.stopService(self)
         self._stopping = True
         if self._paused:
-            self._pressure(False)
+            self.pressure(False)
         waits = []
         for worker in list(self.workers.values()):
             waits.append(worker.exited)
@@ -440,7 +446,7 @@ class PoolNotifyService(NotifyService):
     """
 
     def __init__(self, pool: WorkerPool, clock: Any) -> None:
-        NotifyService.__init__(self, None, clock)  # type: ignore[arg-type]
+        NotifyService.__init__(self, Counters(), clock)
         self.pool = pool
 
     def startService(self) -> None:

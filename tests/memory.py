@@ -1,14 +1,18 @@
 """
-An in-memory L{IRecordSink} for tests, which can be told to fail.
+An in-memory L{IRecordSink} for tests, which can be told to fail, and
+other stand-ins that keep what they are told.
 """
 
 from __future__ import annotations
 
 import errno
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
 from zope.interface import implementer
 
+from logger_service.hub import Hub
+from logger_service.interfaces import IRecordListener
+from logger_service.protocol import LineLoggerFactory
 from logger_service.sinks import IRecordSink
 
 
@@ -74,3 +78,39 @@ class MemorySink:
 
 
 ENOSPC = errno.ENOSPC
+
+
+@implementer(IRecordListener)
+class RecordListener:
+    """
+    A recorder's listener that passes what it hears to callables.
+    """
+
+    def __init__(
+        self,
+        pressure: Callable[[bool], object] = lambda paused: None,
+        durable: Callable[[Dict[int, int]], object] = lambda counts: None,
+    ) -> None:
+        self._pressure = pressure
+        self._durable = durable
+
+    def pressure(self, paused: bool) -> None:
+        """
+        Pass C{paused} on.
+        """
+        self._pressure(paused)
+
+    def durable(self, counts: Dict[int, int]) -> None:
+        """
+        Pass C{counts} on.
+        """
+        self._durable(counts)
+
+
+def hubOf(factory: LineLoggerFactory) -> Hub:
+    """
+    The L{Hub} of C{factory} (which knows it only as an C{IHub}).
+    """
+    hub = factory.hub
+    assert isinstance(hub, Hub)
+    return hub

@@ -6,7 +6,7 @@ L{StringTransport} and a L{Clock}.
 from __future__ import annotations
 
 import json
-from typing import List, Tuple
+from typing import List, Tuple, cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -21,7 +21,7 @@ from logger_service.hub import Hub
 from logger_service.protocol import LineLoggerProtocol
 from logger_service.recorder import Recorder
 
-from .memory import MemorySink
+from .memory import MemorySink, hubOf
 
 
 class ChatTestCase(SynchronousTestCase):
@@ -62,7 +62,7 @@ class ChatTestCase(SynchronousTestCase):
         return data.decode("utf-8").split("\r\n")[:-1]
 
     def records(self) -> List[dict]:
-        self.factory.hub.recorder.flush()
+        cast(Recorder, hubOf(self.factory).recorder).flush()
         return [json.loads(line) for line in self.sink.data.splitlines()]
 
 
@@ -144,7 +144,7 @@ class ConversationTests(ChatTestCase):
         """
         Chat clients go through the same rate-limited connection log.
         """
-        self.factory = ChatFactory(self.factory.hub, self.chat, connectionLogRate=1)
+        self.factory = ChatFactory(hubOf(self.factory), self.chat, connectionLogRate=1)
         with capturedLogs() as events:
             for _ in range(3):
                 self.connect()
@@ -170,7 +170,7 @@ class FloodTests(ChatTestCase):
         pa.dataReceived(b"".join(b"line %d\n" % i for i in range(9)))
         self.assertEqual(self.received(b), [f"<guest1> line {i}" for i in range(5)])
         self.assertEqual(a.producerState, "paused")
-        self.assertEqual(self.chat.floodDelays, 1)
+        self.assertEqual(self.factory.counters.floodDelays, 1)
         self.assertEqual(len(self.records()), 9, "every line is recorded on arrival")
         self.clock.advance(0.5)
         self.assertEqual(self.received(b), ["<guest1> line 5"])
@@ -180,7 +180,7 @@ class FloodTests(ChatTestCase):
         self.clock.advance(0.5)
         self.assertEqual(self.received(b), ["<guest1> line 8"])
         self.assertEqual(a.producerState, "producing")
-        self.assertEqual(self.chat.floodDelays, 1)
+        self.assertEqual(self.factory.counters.floodDelays, 1)
 
     def test_othersNotSlowed(self) -> None:
         """
@@ -222,7 +222,7 @@ class SlowConsumerTests(ChatTestCase):
         pb, b = self.connect()
         _, c = self.connect()
         self.received(c)
-        protocol = self.factory.hub.connections[1]
+        protocol = hubOf(self.factory).connections[1]
         assert isinstance(protocol, ChatProtocol)
         queue = protocol.sendQueue
         assert queue is not None
@@ -232,7 +232,7 @@ class SlowConsumerTests(ChatTestCase):
                 pb.dataReceived(b"message number %02d to fill the queue\n" % i)
                 self.clock.advance(1)
         self.assertTrue(slow.disconnected, "aborted, not waiting to flush")
-        self.assertEqual(self.chat.slowConsumers, 1)
+        self.assertEqual(self.factory.counters.slowConsumers, 1)
         left = [line for line in self.received(c) if "left" in line]
         self.assertEqual(left, ["* guest1 left (not reading: over 1000 bytes unsent)"])
         self.assertTrue(any("not reading" in e["log_format"] or "not reading" in str(e.get("reason")) for e in events))

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple, cast
 
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
+from twisted.logger import ILogObserver, Logger, LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.connlog import CONNECTED, DISCONNECTED, SUMMARY, ConnectionLog, hostOf
+from logger_service.connlog import CONNECTED, DISCONNECTED, SUMMARY, ConnectionLog, LogThrottle, hostOf
 from logger_service.records import RecordContext
 
 
@@ -376,3 +376,32 @@ class HostTests(ConnectionLogTestCase):
         [summary] = self.summaries()
         self.assertEqual(summary["connections"], total)
         self.assertEqual(connlog._hosts, {})
+
+
+class LogThrottleTests(SynchronousTestCase):
+    """
+    A burst of like events is logged once per interval, with a count.
+    """
+
+    def test_throttle(self) -> None:
+        """
+        Within the interval, events are counted, not logged; the next one
+        logged says how many were left out.
+        """
+        clock = Clock()
+        throttle = LogThrottle(Logger(), interval=10, clock=clock)
+        with capturedLogs() as events:
+            for _ in range(5):
+                throttle.warn("k", "refused {n}", n=1)
+            throttle.warn("other", "other key")
+            clock.advance(10)
+            throttle.warn("k", "refused {n}", n=2)
+        self.assertEqual(
+            [e["log_format"] for e in events],
+            [
+                "refused {n}",
+                "other key",
+                "refused {n} ({suppressed} more like it not logged)",
+            ],
+        )
+        self.assertEqual(events[-1]["suppressed"], 4)

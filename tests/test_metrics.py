@@ -84,12 +84,15 @@ def scrape(registry: CollectorRegistry) -> Samples:
     return parse(generate_latest(registry).decode("utf-8"))[0]
 
 
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.rst")
+
+
 def documentedNames() -> List[str]:
     """
-    The metric names the module docstring lists.
+    The metric names README.rst's table of metrics lists.
     """
-    assert metrics.__doc__ is not None
-    return re.findall(r"^    (linelogger_\w+) ", metrics.__doc__, re.MULTILINE)
+    with open(README, encoding="utf-8") as f:
+        return re.findall(r"^``(linelogger_\w+)``  ", f.read(), re.MULTILINE)
 
 
 def connect(
@@ -161,8 +164,8 @@ class HubMetricsTests(SynchronousTestCase):
     def test_types(self) -> None:
         """
         Counters are counters (their samples end in C{_total}), gauges are
-        gauges, fsync time is a summary; the module docstring lists every
-        metric, and nothing else.
+        gauges, fsync time is a summary; README.rst lists every metric, and
+        nothing else.
         """
         self.build()
         _, types = parse(generate_latest(self.registry).decode("utf-8"))
@@ -178,6 +181,17 @@ class HubMetricsTests(SynchronousTestCase):
         # The linelogger_redis_* metrics exist only with --redis: tests.test_redisbroker.
         documented = [name for name in documentedNames() if not name.startswith("linelogger_redis_")]
         self.assertEqual(sorted(exposed), sorted(documented))
+
+    def test_readmeTable(self) -> None:
+        """
+        README.rst's table of metrics is the one L{metrics.metricsTable} makes
+        from L{metrics.METRICS}: names, types and help are written once.
+        """
+        with open(README, encoding="utf-8") as f:
+            readme = f.read()
+        table = metrics.metricsTable()
+        self.assertIn("\n\n" + table + "\n", readme)
+        self.assertEqual(documentedNames(), [spec.name for spec in metrics.METRICS])
 
     def test_traffic(self) -> None:
         """
@@ -436,7 +450,7 @@ class ChatMetricsTests(SynchronousTestCase):
         L{LineLoggerCollector} can go in any registry.
         """
         registry = CollectorRegistry()
-        registry.register(LineLoggerCollector(self.hub, self.chat))
+        registry.register(LineLoggerCollector(self.hub.counters))
         self.connect()
         self.assertEqual(registry.get_sample_value("linelogger_chat_members"), 1)
 

@@ -24,7 +24,7 @@ from logger_service.limits import ConnectionLimits, parseNetwork
 from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
 from logger_service.recorder import Recorder
 
-from .memory import MemorySink
+from .memory import MemorySink, hubOf
 
 
 def build(
@@ -99,10 +99,10 @@ class ConnectionTests(SynchronousTestCase):
             one, _ = connect(factory, 1)
             two, _ = connect(factory, 2)
             self.assertNotEqual(one.context.conn, two.context.conn)
-            self.assertEqual(set(factory.hub.connections.values()), {one, two})
+            self.assertEqual(set(hubOf(factory).connections.values()), {one, two})
             one.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(list(factory.hub.connections.values()), [two])
-        self.assertEqual(factory.hub.connectionsTotal, 2)
+        self.assertEqual(list(hubOf(factory).connections.values()), [two])
+        self.assertEqual(factory.hub.counters.connectionsTotal, 2)
 
 
 class RecordingTests(SynchronousTestCase):
@@ -239,7 +239,7 @@ class FramerLifetimeTests(SynchronousTestCase):
             self.assertIsNotNone(protocol.framer)
             protocol.dataReceived(b"ok\n")
             protocol.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual((factory.hub.oversizeLines, factory.hub.droppedBytes), (1, 4))
+        self.assertEqual((factory.hub.counters.oversizeLines, factory.hub.counters.droppedBytes), (1, 4))
 
 
 class LongLineTests(SynchronousTestCase):
@@ -324,7 +324,7 @@ class AdmissionTests(SynchronousTestCase):
             first.connectionLost(Failure(ConnectionDone()))
             _, again = connect(factory, 4)
             self.assertEqual(again.value(), b"")
-        self.assertEqual(factory.hub.refused, {"max-per-ip": 1})
+        self.assertEqual(factory.hub.counters.refused, {"max-per-ip": 1})
         self.assertTrue(any("Refused" in e["log_format"] for e in events))
 
     def test_maxConnectionsAndAllow(self) -> None:
@@ -345,8 +345,8 @@ class AdmissionTests(SynchronousTestCase):
             refused.connectionLost(Failure(ConnectionDone()))
         self.assertTrue(full.value().startswith(b"error: too many connections (limit 1)"))
         self.assertEqual(strangerTransport.value(), b"error: your address is not allowed to connect\r\n")
-        self.assertEqual(len(factory.hub.connections), 1)
-        self.assertEqual(factory.hub.refused, {"max-connections": 1, "not-allowed": 1})
+        self.assertEqual(len(hubOf(factory).connections), 1)
+        self.assertEqual(factory.hub.counters.refused, {"max-connections": 1, "not-allowed": 1})
         clock.advance(1)
         self.assertEqual(sink.data, b"")
 
@@ -370,8 +370,8 @@ class IdleTimeoutTests(SynchronousTestCase):
             clock.advance(1)
         self.assertEqual(transport.value(), b"error: idle for 10 seconds; closing connection\r\n")
         self.assertTrue(transport.disconnecting)
-        self.assertEqual(factory.hub.idleTimeouts, 1)
-        self.assertEqual(factory.hub.connections, {})
+        self.assertEqual(factory.hub.counters.idleTimeouts, 1)
+        self.assertEqual(hubOf(factory).connections, {})
 
 
 class RateTests(SynchronousTestCase):
@@ -394,7 +394,7 @@ class RateTests(SynchronousTestCase):
         clock.advance(0.1)
         self.assertEqual(transport.producerState, "producing")
         self.assertEqual(len(records(sink)), 30)
-        self.assertEqual(factory.hub.rateDelays, 1)
+        self.assertEqual(factory.hub.counters.rateDelays, 1)
 
     def test_pauseReasonsCounted(self) -> None:
         """
@@ -571,8 +571,8 @@ class LineTimeoutTests(SynchronousTestCase):
             clock.advance(1)
         self.assertEqual(transport.value(), b"error: no end of line in 7 seconds; closing connection\r\n")
         self.assertTrue(transport.disconnecting)
-        self.assertEqual(factory.hub.lineTimeouts, 1)
-        self.assertEqual(factory.hub.idleTimeouts, 0)
+        self.assertEqual(factory.hub.counters.lineTimeouts, 1)
+        self.assertEqual(factory.hub.counters.idleTimeouts, 0)
         clock.advance(1)
         self.assertEqual([(r["line"], r.get("partial")) for r in records(sink)], [("abc", True)])
         self.assertTrue(any("unfinished line" in e["log_format"] for e in events))
@@ -593,7 +593,7 @@ class LineTimeoutTests(SynchronousTestCase):
             protocol.dataReceived(b"\n")
             clock.advance(100)
         self.assertFalse(transport.disconnecting)
-        self.assertEqual(factory.hub.lineTimeouts, 0)
+        self.assertEqual(factory.hub.counters.lineTimeouts, 0)
         self.assertIsNone(protocol._lineCall)
         self.assertEqual(clock.getDelayedCalls(), [])
 
@@ -621,7 +621,7 @@ class LineTimeoutTests(SynchronousTestCase):
             self.assertFalse(transport.disconnecting)
             clock.advance(0.1)
         self.assertTrue(transport.disconnecting)
-        self.assertEqual(factory.hub.lineTimeouts, 1)
+        self.assertEqual(factory.hub.counters.lineTimeouts, 1)
 
     def test_notWhilePaused(self) -> None:
         """
@@ -716,7 +716,7 @@ class FramingFallbackTests(SynchronousTestCase):
                 protocol.dataReceived(b"5 more\n")
             [event] = [e for e in events if "octet-counted" in e["log_format"]]
             self.assertEqual(event["log_level"], LogLevel.warn, framing)
-            self.assertEqual(factory.hub.framingErrors, 1)
+            self.assertEqual(factory.hub.counters.framingErrors, 1)
 
 
 class ProxyHeaderTests(SynchronousTestCase):
@@ -743,8 +743,8 @@ class ProxyHeaderTests(SynchronousTestCase):
                 wrapper.dataReceived(data)
                 self.assertTrue(transport.disconnecting)
                 wrapper.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(factory.hub.refused, {"no-proxy-header": 3})
-        self.assertEqual(factory.hub.awaitingHeader, {})
+        self.assertEqual(factory.hub.counters.refused, {"no-proxy-header": 3})
+        self.assertEqual(hubOf(factory).awaitingHeader, {})
         refusals = [e for e in events if "Refused" in e["log_format"]]
         self.assertEqual(len(refusals), 1)
         self.assertEqual(refusals[0]["host"], "198.51.100.1")
@@ -762,7 +762,7 @@ class ProxyHeaderTests(SynchronousTestCase):
             wrapper, transport = self.wrapped(factory)
             wrapper.dataReceived(b"PROXY TCP4 203.0.113.7 127.0.0.1 51234 1234\r\nhello\n")
             clock.advance(1)
-        self.assertEqual(factory.hub.refused, {})
+        self.assertEqual(factory.hub.counters.refused, {})
         self.assertFalse(transport.disconnecting)
         self.assertEqual([(r["line"], r["peer"]) for r in records(sink)], [("hello", "203.0.113.7:51234")])
 
@@ -779,8 +779,8 @@ class ProxyHeaderTests(SynchronousTestCase):
             clock.advance(0.1)
             self.assertTrue(transport.disconnecting)
             wrapper.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(factory.hub.refused, {"no-proxy-header": 1})
-        self.assertEqual(factory.hub.awaitingHeader, {})
+        self.assertEqual(factory.hub.counters.refused, {"no-proxy-header": 1})
+        self.assertEqual(hubOf(factory).awaitingHeader, {})
 
     def test_awaitingHeaderCounted(self) -> None:
         """
@@ -799,8 +799,8 @@ class ProxyHeaderTests(SynchronousTestCase):
             wrapper, transport = waiting[0]
             wrapper.connectionLost(Failure(ConnectionDone()))
             self.wrapped(factory)[0].dataReceived(b"PROXY TCP4 203.0.113.7 127.0.0.1 51234 1234\r\nhello\n")
-        self.assertEqual(factory.hub.refused, {"max-connections": 2})
-        self.assertEqual(len(factory.hub.connections), 1)
+        self.assertEqual(factory.hub.counters.refused, {"max-connections": 2})
+        self.assertEqual(len(hubOf(factory).connections), 1)
 
     def test_noHeaderInTime(self) -> None:
         """
@@ -812,4 +812,4 @@ class ProxyHeaderTests(SynchronousTestCase):
             clock.advance(3)
             self.assertTrue(transport.disconnecting)
             wrapper.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(factory.hub.refused, {"no-proxy-header": 1})
+        self.assertEqual(factory.hub.counters.refused, {"no-proxy-header": 1})

@@ -21,7 +21,7 @@ from logger_service.records import RecordContext
 from logger_service.sinks import FileSink
 from logger_service.writer import IWriter, ThreadWriter
 
-from .memory import ENOSPC, MemorySink
+from .memory import ENOSPC, MemorySink, RecordListener
 from .syscalls import SyscallLog, unsyncedAcks
 
 CONTEXT = RecordContext("10.0.0.1:4000", 7)
@@ -185,7 +185,7 @@ class PressureTests(SynchronousTestCase):
         writer = ManualWriter()
         recorder = Recorder(sink, clock, writer=writer, flushBytes=100, bufferBytes=1000)
         calls: List[bool] = []
-        recorder.onPressure = calls.append
+        recorder.listen(RecordListener(pressure=calls.append))
         sent = 0
         with capturedLogs():
             while not calls:
@@ -216,7 +216,7 @@ class SmallBufferTests(SynchronousTestCase):
         writer = ManualWriter()
         recorder = Recorder(sink, clock, writer=writer, bufferBytes=64 * 1024)
         pressure: List[bool] = []
-        recorder.onPressure = pressure.append
+        recorder.listen(RecordListener(pressure=pressure.append))
         line = b"x" * 100
         while recorder.pendingBytes < 32 * 1024:
             self.assertEqual(writer.queue, [])
@@ -246,7 +246,7 @@ class FailureTests(SynchronousTestCase):
         self.sink = MemorySink()
         self.recorder = Recorder(self.sink, self.clock, flushInterval=0.05)
         self.pressure: List[bool] = []
-        self.recorder.onPressure = self.pressure.append
+        self.recorder.listen(RecordListener(pressure=self.pressure.append))
 
     def test_retryAfterError(self) -> None:
         """
@@ -355,7 +355,7 @@ class DurabilityTests(SynchronousTestCase):
 
     def make(self, **kwargs: Any) -> Recorder:
         recorder = Recorder(self.sink, self.clock, acks=True, flushInterval=0.05, **kwargs)
-        recorder.onDurable = self.acks.append
+        recorder.listen(RecordListener(durable=self.acks.append))
         return recorder
 
     def test_acksAfterWrite(self) -> None:
@@ -463,7 +463,7 @@ class RotationDurabilityTests(SynchronousTestCase):
             self.acked += counts[CONTEXT.conn]
             self.calls.note(["ack", self.acked])
 
-        recorder.onDurable = durable
+        recorder.listen(RecordListener(durable=durable))
         return recorder
 
     def feed(self, recorder: Recorder, lines: int) -> None:

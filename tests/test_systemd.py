@@ -23,7 +23,8 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service import systemd
-from logger_service.hub import Hub, HubService
+from logger_service.drain import HubService
+from logger_service.hub import Hub
 from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
 from logger_service.recorder import Recorder
 from logger_service.systemd import (
@@ -193,7 +194,7 @@ class NotifyServiceTests(SynchronousTestCase):
         if still running.
         """
         environ.setdefault("NOTIFY_SOCKET", self.notifySocket.name)
-        service = NotifyService(self.hub, self.clock, environ)
+        service = NotifyService(self.hub.counters, self.clock, environ)
 
         def stop() -> None:
             if service.running:
@@ -249,7 +250,7 @@ class NotifyServiceTests(SynchronousTestCase):
         because the output is behind.
         """
         service = self.makeService()
-        self.hub.refused.update({"max-connections": 2, "allow": 1})
+        self.hub.counters.refused.update({"max-connections": 2, "allow": 1})
         self.hub.inputPaused = True
         self.assertEqual(
             service.status(),
@@ -260,11 +261,13 @@ class NotifyServiceTests(SynchronousTestCase):
         """
         C{statusInterval} sets how often the status is checked.
         """
-        service = NotifyService(self.hub, self.clock, {"NOTIFY_SOCKET": self.notifySocket.name}, statusInterval=1)
+        service = NotifyService(
+            self.hub.counters, self.clock, {"NOTIFY_SOCKET": self.notifySocket.name}, statusInterval=1
+        )
         service.startService()
         self.addCleanup(service.stopService)
         self.notifySocket.pending()
-        self.hub.linesReceived = 7
+        self.hub.counters.linesReceived = 7
         self.clock.advance(1)
         self.assertEqual(
             self.notifySocket.pending(), [{"STATUS": "0 connections open, 7 lines received, 0 records written"}]
@@ -379,7 +382,7 @@ class NotifyServiceTests(SynchronousTestCase):
         Without C{NOTIFY_SOCKET} the service does nothing at all: no socket,
         no timers (even with C{WATCHDOG_USEC}), no log, no error.
         """
-        service = NotifyService(self.hub, self.clock, {"WATCHDOG_USEC": "1000000"})
+        service = NotifyService(self.hub.counters, self.clock, {"WATCHDOG_USEC": "1000000"})
         with capturedLogs() as events:
             service.startService()
             self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -395,7 +398,7 @@ class NotifyServiceTests(SynchronousTestCase):
         A C{NOTIFY_SOCKET} of an unsupported kind is logged, once, and
         otherwise ignored.
         """
-        service = NotifyService(self.hub, self.clock, {"NOTIFY_SOCKET": "vsock:2:1234"})
+        service = NotifyService(self.hub.counters, self.clock, {"NOTIFY_SOCKET": "vsock:2:1234"})
         with capturedLogs() as events:
             service.startService()
             self.clock.advance(60)
@@ -417,7 +420,7 @@ class NotifyServiceTests(SynchronousTestCase):
         with capturedLogs() as events:
             self.clock.advance(0.5)
             self.clock.advance(0.5)
-            self.hub.linesReceived = 1
+            self.hub.counters.linesReceived = 1
             self.clock.advance(STATUS_INTERVAL)
         self.assertEqual([e["log_level"] for e in events], [LogLevel.warn])
         message = events[0]["log_format"].format(**events[0])
@@ -542,7 +545,7 @@ class WiringTests(SynchronousTestCase):
         assert isinstance(notify, NotifyService)
         hubService = services[0]
         assert isinstance(hubService, HubService)
-        self.assertIs(notify.hub, hubService.hub)
+        self.assertIs(notify.counters, hubService.hub.counters)
         self.assertEqual([s for s in services if isinstance(s, NotifyService)], [notify])
 
 

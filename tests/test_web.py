@@ -399,7 +399,7 @@ class WebSocketChatTests(SiteTestCase):
         self.assertEqual(a.received(), ["error: message longer than 65636 bytes; closing connection"])
         self.assertEqual(a.closed, 1009)
         self.assertTrue(a.transport.disconnecting)
-        self.assertEqual(self.hub.oversizeLines, 1)
+        self.assertEqual(self.hub.counters.oversizeLines, 1)
         self.assertEqual(len([e for e in events if "WebSocket message longer" in e.get("log_format", "")]), 1)
 
     def test_slowReaderDropped(self) -> None:
@@ -417,7 +417,7 @@ class WebSocketChatTests(SiteTestCase):
             for i in range(30):
                 b.say(f"message {i} " + "z" * 20)
                 self.clock.advance(1)
-        self.assertEqual(self.service.slowConsumers, 1)
+        self.assertEqual(self.factory.counters.slowConsumers, 1)
 
 
 class OptionsTests(SynchronousTestCase):

@@ -24,6 +24,8 @@ from logger_service.worker import (
 )
 from logger_service.workers import workerCount
 
+from .memory import RecordListener
+
 
 class Collector(MessageProtocol):
     """
@@ -105,8 +107,7 @@ class ForwardingRecorderTests(SynchronousTestCase):
         self.recorder.link = self.link
         self.pressure: List[bool] = []
         self.durable: List[Dict[int, int]] = []
-        self.recorder.onPressure = self.pressure.append
-        self.recorder.onDurable = self.durable.append
+        self.recorder.listen(RecordListener(pressure=self.pressure.append, durable=self.durable.append))
         self.supervisor = Collector()
         self.supervisor.makeConnection(StringTransport())
 
@@ -151,7 +152,7 @@ class ForwardingRecorderTests(SynchronousTestCase):
         """
         recorder = ForwardingRecorder(self.clock)
         recorder.link = self.link
-        recorder.onDurable = self.durable.append
+        recorder.listen(RecordListener(durable=self.durable.append))
         recorder.record(RecordContext("p:1", 1), [b"a"])
         self.clock.advance(0)
         [message] = self.sent()

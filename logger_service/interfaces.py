@@ -1,0 +1,194 @@
+"""
+The small interfaces through which the parts of the service know each other.
+
+Data flows one way: a connection (L{IConnection}) hands its lines to the
+hub (L{IHub}), which hands them to a recorder (L{IRecorder}); what comes
+back up the chain, pressure and acknowledgements, goes through a listener
+(L{IRecordListener}) the recorder was given, and through the
+L{IConnection} methods the hub calls.  No part needs to know the class of
+another, so that a worker's forwarding recorder, a WebSocket client or a
+remote chat member can take a part's place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence, Tuple
+
+from zope.interface import Attribute, Interface, implementer
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from .records import RecordContext
+
+
+class IConnection(Interface):
+    """
+    What the hub, and the shutdown drain, know of an open connection.
+    """
+
+    transport = Attribute("The connection's transport: the drain finds the socket below it.")
+
+    closing = Attribute(
+        "None, or why this side is closing the connection: nothing it sends from then on is read, "
+        "so a shutdown does not wait for it."
+    )
+
+    def pauseReading(reason: str) -> None:
+        """
+        Stop reading from the client for C{reason}; reading resumes once
+        every reason is gone.
+        """
+
+    def resumeReading(reason: str) -> None:
+        """
+        C{reason} to stop reading is gone.
+        """
+
+    def acknowledge(count: int) -> None:
+        """
+        C{count} more of the client's lines are written (and synced).
+        """
+
+    def drain(done: Callable[[], None]) -> None:
+        """
+        A shutdown is reading what the client sent before it: call
+        C{done()} once, when the connection is finished or lost.
+        """
+
+    def finish(reason: str) -> None:
+        """
+        Record what is left, leave the hub, and close.
+        """
+
+    def closeUnstarted() -> None:
+        """
+        At shutdown, close a connection that never started (no PROXY
+        header came yet, so it sent no lines).
+        """
+
+    def lineCounts() -> Tuple[int, int]:
+        """
+        What this open connection counted that the shared counters do not
+        hold yet: C{(oversizeLines, droppedBytes)}.
+        """
+
+
+class IRecordListener(Interface):
+    """
+    Who hears what a recorder says back: pressure and durable lines.
+    """
+
+    def pressure(paused: bool) -> None:
+        """
+        The output is full or failing (C{True}) or has recovered (C{False}).
+        """
+
+    def durable(counts: Dict[int, int]) -> None:
+        """
+        These lines, a dict of counts by connection id, are written (and
+        synced, with C{--fsync}).
+        """
+
+
+class IRecorder(Interface):
+    """
+    Where the hub records lines: the recorder writing the output, or, in a
+    worker process, the one forwarding records to the supervisor.
+    """
+
+    clock = Attribute("The clock records are timed by.")
+    bufferBytes = Attribute("Bytes of records that may wait before input pauses (--buffer).")
+    pendingBytes = Attribute("Bytes of records waiting for the output now.")
+    recordsWritten = Attribute("Records written so far.")
+    bytesWritten = Attribute("Bytes written so far.")
+    writeErrors = Attribute("Failed writes (and syncs) so far.")
+    syncs = Attribute("Completed fsyncs so far.")
+    syncSeconds = Attribute("Seconds spent in fsync so far.")
+
+    def listen(listener: IRecordListener) -> None:
+        """
+        Tell C{listener} of pressure and of durable lines from now on.
+        """
+
+    def record(context: RecordContext, lines: Sequence[bytes]) -> None:
+        """
+        Record C{lines}, a sequence of bytes received just now on the
+        connection of C{context} (a L{logger_service.records.RecordContext}).
+        """
+
+    def reopen() -> None:
+        """
+        Reopen the output (log rotation).
+        """
+
+    def close(timeout: float) -> Deferred[bool]:
+        """
+        Write what waits and close the output; the L{Deferred} fires once
+        done (or after C{timeout} seconds), with whether all was written.
+        """
+
+
+class IHub(Interface):
+    """
+    What a connection knows of the hub: admission, registration and where
+    its lines go.
+    """
+
+    clock = Attribute("The clock connections time their timeouts and rates by.")
+    counters = Attribute("The L{logger_service.counters.Counters} every part adds to.")
+
+    def admit(address: object) -> Optional[str]:
+        """
+        C{None} if a new connection from C{address} may stay, else the
+        message to send the client before closing (the refusal is counted).
+        """
+
+    def refuse(reason: str, address: object, message: str) -> None:
+        """
+        Count and log a connection from C{address} refused for C{reason}.
+        """
+
+    def awaitHeader(connection: IConnection) -> None:
+        """
+        C{connection} waits for its PROXY header: it is not registered yet,
+        but a shutdown drains it too.
+        """
+
+    def headerDone(connection: IConnection) -> None:
+        """
+        C{connection} no longer waits for its PROXY header.
+        """
+
+    def connected(connection: IConnection) -> RecordContext:
+        """
+        Register C{connection}; return the record context its records carry.
+        """
+
+    def received(context: RecordContext, lines: Sequence[bytes]) -> None:
+        """
+        Record C{lines}, just received on the connection of C{context}.
+        """
+
+    def disconnected(context: RecordContext) -> None:
+        """
+        Forget the connection of C{context}.
+        """
+
+
+@implementer(IRecordListener)
+class NoListener:
+    """
+    The listener of a recorder nobody listens to yet: it hears and does
+    nothing.
+    """
+
+    def pressure(self, paused: bool) -> None:
+        """
+        Nothing to pause.
+        """
+
+    def durable(self, counts: Dict[int, int]) -> None:
+        """
+        Nobody to tell.
+        """
