@@ -17,7 +17,6 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -27,8 +26,9 @@ from .fdlimit import AcceptPacer
 from .framing import FRAMERS, Framer, LongLines
 from .interfaces import IConnection, IHub
 from .limits import TokenBucket
+from .longlines import LongLinePolicy
+from .proxyheader import ProxyHeaderWait
 from .records import RecordContext
-from .twistedprivate import isProxyWrapper
 
 log = Logger()
 
@@ -127,7 +127,7 @@ class LineLoggerFactory(Factory):
 
 
 @implementer(IConnection)
-class LineLoggerProtocol(LineReceiver, TimeoutMixin):
+class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
     """
     Record every line a client sends.
 
@@ -178,29 +178,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         if self.factory.acceptPacer is not None:
             self.factory.acceptPacer.watch(self.transport)
-        if isProxyWrapper(self.transport):
-            # It holds a descriptor already: it counts against the limits.
-            refusal = self.factory.hub.admit(self.transport.getPeer())
-            if refusal is not None:
-                self.transport.write(b"error: " + refusal.encode("utf-8") + b"\r\n")
-                self.transport.loseConnection()
-                return
-            self._awaitingProxyHeader = True
-            # Known to the hub, so that a shutdown drains what it sent too.
-            self.factory.hub.awaitHeader(self)
-            timeout = self._headerTimeout()
-            if timeout:
-                self.setTimeout(timeout)
-            return
-        self.connectionStarted()
-
-    def _headerTimeout(self) -> float:
-        """
-        Seconds a connection may wait for its PROXY header: the shorter of
-        the idle and line timeouts that are set (a header is a line), or 0.
-        """
-        factory = self.factory
-        return min((t for t in (factory.idleTimeout, factory.lineTimeout) if t), default=0)
+        if not self._awaitProxyHeader():
+            self.connectionStarted()
 
     def connectionStarted(self) -> None:
         """
@@ -208,9 +187,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         with the hub, greet the client, log the connection.
         """
         factory = self.factory
-        if self._awaitingProxyHeader:
-            self._awaitingProxyHeader = False
-            factory.hub.headerDone(self)
+        self._headerCame()
         refusal = factory.hub.admit(self.transport.getPeer())
         if refusal is not None:
             self.transport.write(b"error: " + refusal.encode("utf-8") + b"\r\n")
@@ -267,16 +244,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         factory = self.factory
         if self._finished:
-            if self._awaitingProxyHeader:
-                # Never started: no PROXY header came.
-                self._awaitingProxyHeader = False
-                factory.hub.refuse(
-                    "no-proxy-header",
-                    self.transport.getPeer(),
-                    f"no PROXY header within {self._headerTimeout():g} seconds",
-                )
-                factory.hub.headerDone(self)
-            self.transport.loseConnection()
+            self._headerTimedOut()
             return
         factory.counters.idleTimeouts += 1
         log.info("{peer} sent nothing for {timeout}s: closing", peer=self.context.peer, timeout=factory.idleTimeout)
@@ -317,8 +285,8 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         self.acknowledged += count
         if self.factory.acks and not self._finished:
             self.transport.write(b"ok %d\r\n" % self.acknowledged)
-            if self.closing == "after acks" and self.acknowledged >= self.lineCount:
-                self._closeForLongLine()
+            if self.closing is not None:
+                self._acknowledged()
 
     def lineCounts(self) -> Tuple[int, int]:
         """
@@ -364,13 +332,7 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self._longLine()
         if not self._framingChecked and framer.framingErrors:
             self._framingChecked = True
-            self.factory.counters.framingErrors += 1
-            # A warning in auto mode too: the client meant one framing and
-            # its records may now be cut where it did not mean them to be.
-            log.warn(
-                "{peer} sent bytes that are not an octet-counted frame: reading LF/NUL-ended lines from here on",
-                peer=self.context.peer,
-            )
+            self._framingBroke()
         if framer.idle:
             if self.framer is framer:
                 self.framer = None
@@ -433,38 +395,6 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
         """
         self.linesReceived([line])
 
-    def _longLine(self) -> None:
-        """
-        Tell the log, once per connection, and with C{close} the client too.
-        """
-        self._warnedLong = True
-        framer = self.framer
-        assert framer is not None
-        policy = framer.policy
-        log.warn(
-            "{peer} sent a line longer than {limit} bytes ({policy})",
-            peer=self.context.peer,
-            limit=framer.maxLength,
-            policy=policy.value,
-        )
-        if policy is LongLines.close:
-            if self.factory.acks and self.acknowledged < self.lineCount:
-                # The lines before it (and its first bytes) are recorded:
-                # with --ack the client hears so before the connection
-                # closes (see acknowledge).
-                self.closing = "after acks"
-                self.pauseReading("closing")
-                return
-            self._closeForLongLine()
-
-    def _closeForLongLine(self) -> None:
-        """
-        C{--long-lines close}: tell the client, and close.
-        """
-        self.closing = "now"
-        self.transport.write(b"error: line longer than %d bytes; closing connection\r\n" % self.factory.maxLineLength)
-        self.transport.loseConnection()
-
     def drain(self, done: Callable[[], None]) -> None:
         """
         A shutdown is reading what this client sent before it: call
@@ -518,26 +448,3 @@ class LineLoggerProtocol(LineReceiver, TimeoutMixin):
             self.finish(reason.getErrorMessage())
         else:
             self._drainDone()
-
-    def closeUnstarted(self) -> None:
-        """
-        At shutdown, close a connection still waiting for its PROXY header
-        (it has sent no lines); it is not a refusal.
-        """
-        if self._awaitingProxyHeader:
-            self._awaitingProxyHeader = False
-            self.factory.hub.headerDone(self)
-        self.transport.loseConnection()
-
-    def _proxyHeaderMissing(self) -> None:
-        """
-        The connection ended before a PROXY header was read: if the PROXY
-        layer closed it (the client sent something else, or a broken
-        header), count and log it as a refusal.  A client that closed
-        without sending a byte (a load balancer's health check) is not.
-        """
-        self._awaitingProxyHeader = False
-        hub = self.factory.hub
-        hub.headerDone(self)
-        if getattr(self.transport, "disconnecting", False):
-            hub.refuse("no-proxy-header", self.transport.getPeer(), "no valid PROXY header")
