@@ -23,9 +23,10 @@ from zope.interface import implementer
 from .broadcast import IBroadcast, LocalBroadcast
 from .chat import ChatState, Disconnect, Event, Member, ToMember, ToRoom
 from .counters import Counters
+from .factory import LineLoggerFactory
 from .interfaces import IHub
 from .limits import TokenBucket
-from .protocol import LineLoggerFactory, LineLoggerProtocol
+from .protocol import LineLoggerProtocol
 from .sendnow import sendNow
 from .telnet import TelnetFilter
 

@@ -14,12 +14,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence, Tuple
 
+from twisted.internet.interfaces import IPushProducer, ISystemHandle, ITCPTransport
 from zope.interface import Attribute, Interface, implementer
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
     from .records import RecordContext
+
+
+class IStreamTransport(ITCPTransport, IPushProducer, ISystemHandle):
+    """
+    What a stream transport offers: TCP, UNIX and TLS transports all do.
+    """
 
 
 class IConnection(Interface):

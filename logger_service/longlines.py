@@ -19,7 +19,8 @@ from .framing import Framer, LongLines
 from .records import RecordContext
 
 if TYPE_CHECKING:
-    from .protocol import IStreamTransport, LineLoggerFactory
+    from .factory import LineLoggerFactory
+    from .interfaces import IStreamTransport
 
 log = Logger()
 

@@ -21,7 +21,8 @@ from .interfaces import IConnection
 from .twistedprivate import isProxyWrapper
 
 if TYPE_CHECKING:
-    from .protocol import IStreamTransport, LineLoggerFactory
+    from .factory import LineLoggerFactory
+    from .interfaces import IStreamTransport
 
 
 class ProxyHeaderWait(TimeoutMixin):

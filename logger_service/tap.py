@@ -20,10 +20,10 @@ from twisted import copyright
 
 from . import __version__, fdlimit
 from .drain import HubService
+from .factory import LineLoggerFactory
 from .framing import FRAMERS, LongLines
 from .hub import Hub
 from .limits import ConnectionLimits, parseNetwork
-from .protocol import LineLoggerFactory
 from .recorder import Recorder
 from .records import FORMATTERS
 from .sinks import FileSink, IRecordSink, StreamSink

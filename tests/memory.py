@@ -10,9 +10,9 @@ from typing import Callable, Dict, List, Optional
 
 from zope.interface import implementer
 
+from logger_service.factory import LineLoggerFactory
 from logger_service.hub import Hub
 from logger_service.interfaces import IRecordListener
-from logger_service.protocol import LineLoggerFactory
 from logger_service.sinks import IRecordSink
 
 

@@ -19,9 +19,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service.drain import HubService, pendingInput
+from logger_service.factory import LineLoggerFactory
 from logger_service.framing import LongLines
 from logger_service.hub import Hub
-from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
+from logger_service.protocol import LineLoggerProtocol
 from logger_service.recorder import Recorder
 
 from .memory import MemorySink

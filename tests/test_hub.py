@@ -11,8 +11,8 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from logger_service.factory import LineLoggerFactory
 from logger_service.hub import Hub
-from logger_service.protocol import LineLoggerFactory
 from logger_service.recorder import Recorder
 
 from .memory import MemorySink

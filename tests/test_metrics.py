@@ -29,11 +29,12 @@ from twisted.web.server import Site
 
 from logger_service import metrics
 from logger_service.chatservice import ChatFactory, ChatProtocol, ChatService
+from logger_service.factory import LineLoggerFactory
 from logger_service.framing import LongLines
 from logger_service.hub import Hub
 from logger_service.limits import ConnectionLimits
 from logger_service.metrics import LineLoggerCollector, makeRegistry, metricsService
-from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
+from logger_service.protocol import LineLoggerProtocol
 from logger_service.recorder import Recorder
 
 from .memory import MemorySink

@@ -12,16 +12,15 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel, capturedLogs
-from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
-from twisted.protocols.policies import ProtocolWrapper
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from logger_service.factory import LineLoggerFactory
 from logger_service.framing import LongLines
 from logger_service.hub import Hub
 from logger_service.limits import ConnectionLimits, parseNetwork
-from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
+from logger_service.protocol import LineLoggerProtocol
 from logger_service.recorder import Recorder
 
 from .memory import MemorySink, hubOf
@@ -240,52 +239,6 @@ class FramerLifetimeTests(SynchronousTestCase):
             protocol.dataReceived(b"ok\n")
             protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual((factory.hub.counters.oversizeLines, factory.hub.counters.droppedBytes), (1, 4))
-
-
-class LongLineTests(SynchronousTestCase):
-    """
-    Each C{--long-lines} policy, at the protocol level.
-    """
-
-    def run_policy(self, policy: LongLines) -> Tuple[List[dict], StringTransport, list]:
-        factory, sink, clock = build(maxLineLength=4, longLines=policy)
-        with capturedLogs() as events:
-            protocol, transport = connect(factory)
-            protocol.dataReceived(b"abcdefghij\nok\n")
-            protocol.dataReceived(b"second too long\n")
-            clock.advance(0.1)
-        return records(sink), transport, list(events)
-
-    def test_split(self) -> None:
-        """
-        C{split} records every byte, in pieces flagged split.
-        """
-        got, transport, events = self.run_policy(LongLines.split)
-        self.assertEqual([r["line"] for r in got][:4], ["abcd", "efgh", "ij", "ok"])
-        self.assertEqual("".join(r["line"] for r in got[4:]), "second too long")
-        self.assertTrue(all(r.get("split") for r in got if r["line"] != "ok"))
-        self.assertFalse(transport.disconnecting)
-        warnings = [e for e in events if "longer than" in e["log_format"]]
-        self.assertEqual(len(warnings), 1, "warned once per connection")
-
-    def test_truncate(self) -> None:
-        """
-        C{truncate} keeps the first bytes of each long line and goes on.
-        """
-        got, transport, _ = self.run_policy(LongLines.truncate)
-        self.assertEqual([r["line"] for r in got], ["abcd", "ok", "seco"])
-        self.assertEqual([bool(r.get("truncated")) for r in got], [True, False, True])
-        self.assertFalse(transport.disconnecting)
-
-    def test_close(self) -> None:
-        """
-        C{close} keeps the first bytes, tells the client why, and closes.
-        """
-        got, transport, _ = self.run_policy(LongLines.close)
-        self.assertEqual([r["line"] for r in got], ["abcd"])
-        self.assertTrue(got[0]["truncated"])
-        self.assertEqual(transport.value(), b"error: line longer than 4 bytes; closing connection\r\n")
-        self.assertTrue(transport.disconnecting)
 
 
 def buildWith(**settings: object) -> Tuple[LineLoggerFactory, MemorySink, Clock]:
@@ -652,164 +605,3 @@ class LineTimeoutTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--line-timeout", "0"])
         self.assertEqual(options["line-timeout"], 0)
-
-
-class LongLineAckTests(SynchronousTestCase):
-    """
-    C{--long-lines close} with C{--ack}: the lines recorded before the close
-    are acknowledged before it.
-    """
-
-    def test_okBeforeError(self) -> None:
-        """
-        Lines that came in the same chunk as the long one (and its recorded
-        first bytes) are acknowledged, then the client hears why, then the
-        connection closes.
-        """
-        clock = Clock()
-        sink = MemorySink()
-        hub = Hub(Recorder(sink, clock, format="json", acks=True))
-        factory = LineLoggerFactory(hub, acks=True, clock=clock, maxLineLength=4, longLines=LongLines.close)
-        with capturedLogs():
-            protocol, transport = connect(factory)
-            protocol.dataReceived(b"one\ntwo\nmuch too long\nafter\n")
-            self.assertEqual(transport.value(), b"")
-            self.assertFalse(transport.disconnecting)
-            self.assertEqual(transport.producerState, "paused")
-            self.assertEqual(protocol.closing, "after acks")
-            clock.advance(0.1)
-            self.assertEqual(protocol.closing, "now")
-        self.assertEqual(transport.value(), b"ok 3\r\nerror: line longer than 4 bytes; closing connection\r\n")
-        self.assertTrue(transport.disconnecting)
-        self.assertEqual([r["line"] for r in records(sink)], ["one", "two", "much"])
-
-    def test_withoutAckAtOnce(self) -> None:
-        """
-        Without C{--ack} the close comes at once, as before.
-        """
-        factory, _, _ = build(maxLineLength=4, longLines=LongLines.close)
-        with capturedLogs():
-            protocol, transport = connect(factory)
-            self.assertIsNone(protocol.closing)
-            protocol.dataReceived(b"one\nmuch too long\n")
-        self.assertEqual(protocol.closing, "now")
-        self.assertEqual(transport.value(), b"error: line longer than 4 bytes; closing connection\r\n")
-        self.assertTrue(transport.disconnecting)
-
-
-class FramingFallbackTests(SynchronousTestCase):
-    """
-    A client whose octet-counted framing breaks is a warning, in C{auto}
-    mode too.
-    """
-
-    def test_warning(self) -> None:
-        """
-        Bytes that are no octet-counted frame are logged at warn level, once
-        per connection, and counted.
-        """
-        for framing in ("octet", "auto"):
-            factory, _, _ = buildWith(framing=framing)
-            with capturedLogs() as events:
-                protocol, _ = connect(factory)
-                protocol.dataReceived(b"12x is not a frame\nnor this\n")
-                protocol.dataReceived(b"5 more\n")
-            [event] = [e for e in events if "octet-counted" in e["log_format"]]
-            self.assertEqual(event["log_level"], LogLevel.warn, framing)
-            self.assertEqual(factory.hub.counters.framingErrors, 1)
-
-
-class ProxyHeaderTests(SynchronousTestCase):
-    """
-    Behind C{haproxy:}, a connection closed for lacking a valid PROXY
-    header is counted and logged as a refusal.
-    """
-
-    def wrapped(self, factory: LineLoggerFactory) -> Tuple[ProtocolWrapper, StringTransport]:
-        wrapper = HAProxyWrappingFactory(factory).buildProtocol(IPv4Address("TCP", "198.51.100.1", 4000))
-        transport = StringTransport(peerAddress=IPv4Address("TCP", "198.51.100.1", 4000))
-        wrapper.makeConnection(transport)
-        return wrapper, transport
-
-    def test_noHeader(self) -> None:
-        """
-        Something other than a header, or a broken one: closed by the PROXY
-        layer, counted and logged (at most once per 10 s per reason).
-        """
-        factory, _, _ = buildWith()
-        with capturedLogs() as events:
-            for data in (b"plain line\n", b"PROXY TCP4 nonsense\r\n", b"GET / HTTP/1.0\r\n"):
-                wrapper, transport = self.wrapped(factory)
-                wrapper.dataReceived(data)
-                self.assertTrue(transport.disconnecting)
-                wrapper.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(factory.hub.counters.refused, {"no-proxy-header": 3})
-        self.assertEqual(hubOf(factory).awaitingHeader, {})
-        refusals = [e for e in events if "Refused" in e["log_format"]]
-        self.assertEqual(len(refusals), 1)
-        self.assertEqual(refusals[0]["host"], "198.51.100.1")
-        self.assertEqual(refusals[0]["log_level"], LogLevel.warn)
-
-    def test_healthCheck(self) -> None:
-        """
-        A client that closes without sending anything (a load balancer's
-        health check) is not a refusal; one that sends a header is served.
-        """
-        factory, sink, clock = buildWith()
-        with capturedLogs():
-            wrapper, _ = self.wrapped(factory)
-            wrapper.connectionLost(Failure(ConnectionDone()))
-            wrapper, transport = self.wrapped(factory)
-            wrapper.dataReceived(b"PROXY TCP4 203.0.113.7 127.0.0.1 51234 1234\r\nhello\n")
-            clock.advance(1)
-        self.assertEqual(factory.hub.counters.refused, {})
-        self.assertFalse(transport.disconnecting)
-        self.assertEqual([(r["line"], r["peer"]) for r in records(sink)], [("hello", "203.0.113.7:51234")])
-
-    def test_noHeaderWithinLineTimeout(self) -> None:
-        """
-        Without C{--idle-timeout}, a connection must send its header within
-        the line timeout (a header is a line): else it is refused.
-        """
-        factory, _, clock = buildWith(lineTimeout=5)
-        with capturedLogs():
-            wrapper, transport = self.wrapped(factory)
-            clock.advance(4.9)
-            self.assertFalse(transport.disconnecting)
-            clock.advance(0.1)
-            self.assertTrue(transport.disconnecting)
-            wrapper.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(factory.hub.counters.refused, {"no-proxy-header": 1})
-        self.assertEqual(hubOf(factory).awaitingHeader, {})
-
-    def test_awaitingHeaderCounted(self) -> None:
-        """
-        Connections waiting for their header count against
-        C{--max-connections}: past it, a new one (wrapped or not) is refused.
-        """
-        factory, _, _ = buildWith(limits=ConnectionLimits(maxConnections=2))
-        with capturedLogs():
-            waiting = [self.wrapped(factory) for _ in range(2)]
-            self.assertEqual([t.disconnecting for _, t in waiting], [False, False])
-            _, third = self.wrapped(factory)
-            self.assertTrue(third.disconnecting)
-            self.assertIn(b"too many connections", third.value())
-            _, direct = connect(factory, 3)
-            self.assertTrue(direct.disconnecting)
-            wrapper, transport = waiting[0]
-            wrapper.connectionLost(Failure(ConnectionDone()))
-            self.wrapped(factory)[0].dataReceived(b"PROXY TCP4 203.0.113.7 127.0.0.1 51234 1234\r\nhello\n")
-        self.assertEqual(factory.hub.counters.refused, {"max-connections": 2})
-        self.assertEqual(len(hubOf(factory).connections), 1)
-
-    def test_noHeaderInTime(self) -> None:
-        """
-        With C{--idle-timeout}, no header within it is a refusal too.
-        """
-        factory, _, clock = buildWith(idleTimeout=3)
-        with capturedLogs():
-            wrapper, transport = self.wrapped(factory)
-            clock.advance(3)
-            self.assertTrue(transport.disconnecting)
-            wrapper.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(factory.hub.counters.refused, {"no-proxy-header": 1})

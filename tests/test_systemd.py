@@ -24,8 +24,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service import systemd
 from logger_service.drain import HubService
+from logger_service.factory import LineLoggerFactory
 from logger_service.hub import Hub
-from logger_service.protocol import LineLoggerFactory, LineLoggerProtocol
+from logger_service.protocol import LineLoggerProtocol
 from logger_service.recorder import Recorder
 from logger_service.systemd import (
     STATUS_INTERVAL,

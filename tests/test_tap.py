@@ -19,8 +19,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service import __version__, fdlimit
 from logger_service.drain import HubService
+from logger_service.factory import LineLoggerFactory
 from logger_service.framing import LongLines
-from logger_service.protocol import LineLoggerFactory
 from logger_service.startup import StartupError, checkEndpoint, endpointType
 from logger_service.tap import LineLoggerService, Options, TwistdOptions, makeService, withBacklog
 
