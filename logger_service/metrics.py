@@ -1,9 +1,9 @@
 """
 C{--metrics DESC}: the service's counters as Prometheus metrics, over HTTP.
 
-Nothing is counted for metrics on the hot path: the hub, the recorder and
-the chat keep plain integer counters anyway, and L{LineLoggerCollector}
-reads them when Prometheus scrapes C{/metrics}.  The page is rendered in
+Nothing is counted for metrics on the hot path: the parts add to the plain
+integer counters of L{logger_service.counters.Counters} anyway, and
+L{LineLoggerCollector} reads them when Prometheus scrapes C{/metrics}.  The page is rendered in
 the reactor thread (not in a thread pool, as
 C{prometheus_client.twisted.MetricsResource} would), so the counters are
 read between two events, never while one is being changed.  Its registry is

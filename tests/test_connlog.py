@@ -405,3 +405,11 @@ class LogThrottleTests(SynchronousTestCase):
             ],
         )
         self.assertEqual(events[-1]["suppressed"], 4)
+
+    def test_reactorByDefault(self) -> None:
+        """
+        Without a clock, the throttle is timed by the reactor.
+        """
+        from twisted.internet import reactor
+
+        self.assertIs(LogThrottle(Logger(), interval=1).clock, reactor)

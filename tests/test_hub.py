@@ -45,3 +45,26 @@ class PressureTests(SynchronousTestCase):
             hub.pressure(False)
         self.assertEqual([first.producerState, second.producerState], ["producing", "producing"])
         self.assertTrue(any("pausing input" in e["log_format"] for e in events))
+
+
+class ClockTests(SynchronousTestCase):
+    """
+    The hub's warnings are timed by the clock it is given, not the wall.
+    """
+
+    def test_pressureLogClock(self) -> None:
+        """
+        Pressure is logged at most once a minute of the hub's clock, with
+        the count of those left out.
+        """
+        clock = Clock()
+        hub = Hub(Recorder(MemorySink(), Clock()), clock=clock)
+        with capturedLogs() as events:
+            hub.pressure(True)
+            hub.pressure(False)
+            hub.pressure(True)
+            clock.advance(60)
+            hub.pressure(True)
+        pausing = [e for e in events if "pausing input" in e["log_format"]]
+        self.assertEqual([e["suppressed"] for e in pausing], [0, 1])
+        self.assertEqual(hub.counters.inputPauses, 3)
