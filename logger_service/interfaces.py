@@ -5,9 +5,11 @@ Data flows one way: a connection (L{IConnection}) hands its lines to the
 hub (L{IHub}), which hands them to a recorder (L{IRecorder}); what comes
 back up the chain, pressure and acknowledgements, goes through a listener
 (L{IRecordListener}) the recorder was given, and through the
-L{IConnection} methods the hub calls.  No part needs to know the class of
-another, so that a worker's forwarding recorder, a WebSocket client or a
-remote chat member can take a part's place.
+L{IConnection} methods the hub calls.  The hub, the protocol and the
+recorder know each other only through these, so that another class can
+take one's place: in a worker process, the recorder that forwards records
+to the supervisor; with C{--workers}, the supervisor's pool as the
+recorder's listener.
 """
 
 from __future__ import annotations
