@@ -472,11 +472,14 @@ def measure(
     lastHeld = -1
     while time.monotonic() < deadline:
         readReports()
+        # Reading 200,000 rows of /proc/net/tcp takes a while: the time
+        # is when the reading started.
+        polled = time.time()
         now = held(port)
         peak = max(peak, now)
         records = countLines(output) - recordsBefore
         if heldAt is None and now >= conns:
-            heldAt = time.time()
+            heldAt = polled
         if recordedAt is None and records >= conns:
             recordedAt = time.time()
         attempted = sum(r.get("started", 0) for r in reports) >= conns
