@@ -18,7 +18,7 @@ from typing import Any, Dict, List
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .twistd_helpers import LineLogger, recvUntil, waitFor
+from .twistd_helpers import LineLogger, freePort, recvUntil, runTwistd, waitFor
 
 WORKERS = 2
 
@@ -51,23 +51,27 @@ class WorkerDescriptorLimitTests(SynchronousTestCase):
             resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
             self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
 
-    def startLimited(self, *options: str) -> LineLogger:
+    def limitChildren(self, limit: int) -> None:
         """
-        Start a L{LineLogger} with C{--workers 2} whose twistd (and so each
-        worker) runs with C{RLIMIT_NOFILE} at L{limit}, soft and hard.
+        Until the test ends, start every subprocess with C{RLIMIT_NOFILE} at
+        C{limit}, soft and hard.
         """
         original = subprocess.Popen
-        limit = self.limit
 
         def limited(*args: Any, **kwargs: Any) -> Any:
             kwargs["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
             return original(*args, **kwargs)
 
         subprocess.Popen = limited  # type: ignore[misc,assignment]
-        try:
-            server = LineLogger(self, "--workers", str(WORKERS), "--format", "json", "--ack", *options)
-        finally:
-            subprocess.Popen = original  # type: ignore[misc]
+        self.addCleanup(setattr, subprocess, "Popen", original)
+
+    def startLimited(self, *options: str) -> LineLogger:
+        """
+        Start a L{LineLogger} with C{--workers 2} whose twistd (and so each
+        worker) runs with C{RLIMIT_NOFILE} at L{limit}, soft and hard.
+        """
+        self.limitChildren(self.limit)
+        server = LineLogger(self, "--workers", str(WORKERS), "--format", "json", "--ack", *options)
         server.twistd.waitForLog(f"All {WORKERS} workers listen", timeout=60)
         return server
 
@@ -120,6 +124,8 @@ class WorkerDescriptorLimitTests(SynchronousTestCase):
             30,
         )
         self.assertEqual(len(set(most.values())), 1, most)
+        # Said by each worker, not by the supervisor, which accepts none.
+        self.assertEqual(server.log().count("The open-file limit"), WORKERS, server.log())
         perWorker = most[1]
         self.assertLess(perWorker, self.limit)
         clients = WORKERS * perWorker + self.extra
@@ -176,3 +182,28 @@ class WorkerDescriptorLimitTests(SynchronousTestCase):
         self.assertEqual(refused, len(errors) + len(laterRefused), summaries)
         # Every client admitted, and the readiness probe.
         self.assertEqual(sum(int(count) for _, count, _ in summaries), len(oks) + len(later) + 1, summaries)
+
+    def test_noRoomAtAll(self) -> None:
+        """
+        A limit that leaves no room for a single connection stops
+        C{--workers 2} at start with one line and a non-zero exit, as it
+        stops one process (not workers failing and being replaced forever).
+        """
+        self.limitChildren(24)
+        status, output, _ = runTwistd(
+            self,
+            [
+                "-n",
+                "--pidfile=",
+                "linelogger",
+                "--workers",
+                str(WORKERS),
+                "--port",
+                f"tcp:{freePort()}:interface=127.0.0.1",
+            ],
+            timeout=60,
+        )
+        self.assertNotEqual(status, 0, output)
+        self.assertIn("linelogger: the open-file limit (ulimit -n) of 24 descriptors leaves no room", output)
+        self.assertNotIn("Started worker", output)
+        self.assertNotIn("Traceback", output)
