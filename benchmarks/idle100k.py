@@ -3,7 +3,7 @@ Workload idle-100k: 100,000 connections held at once, each sending one line that
 
 Run as::
 
-    python -m benchmarks.idle100k [--conns 100000] [--workers 6] [--clients 6]
+    python -m benchmarks.idle100k [--conns 100000] [--workers 6] [--clients N]
                                   [--rsyslog-conns 19000] [--servers linelogger,rsyslog]
 
 A process may open at most as many descriptors as its hard C{RLIMIT_NOFILE}
@@ -599,7 +599,12 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--conns", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=6)
     parser.add_argument("--max-connections", type=int, default=20_000, help="linelogger's, per worker")
-    parser.add_argument("--clients", type=int, default=6, help="client processes, one source address each")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=0,
+        help="client processes, one source address each (default: one per 18,000 connections)",
+    )
     parser.add_argument("--in-flight", type=int, default=500, help="connects pending at once per client process")
     parser.add_argument(
         "--kernel-ports",
@@ -631,7 +636,7 @@ def main(argv: List[str]) -> int:
                 conns = args.rsyslog_conns
             else:
                 raise SystemExit(f"unknown server {name}")
-            clients = max(1, min(args.clients, -(-conns // 18_000)))
+            clients = args.clients or -(-conns // 18_000)
             try:
                 result = measure(name, server, output, port, conns, clients, args.in_flight, not args.kernel_ports)
             finally:
