@@ -11,7 +11,10 @@ starts C{twistd -n linelogger --workers N --no-connection-log} with its
 output in a temporary file, sends C{--lines} lines of 100 bytes over 20
 connections with L{benchmarks.loadgen}, times from the first connect until
 the last record is in the file, and prints the median of C{--repeat} runs,
-in lines per second, and the ratio to one worker on the same cores.
+in lines per second, and the ratio to one worker on the same cores, with
+the median CPU seconds each side spent during the run (the one process, or
+the supervisor and its workers together; and the load generator): where
+the time goes.
 """
 
 from __future__ import annotations
@@ -60,10 +63,45 @@ def waitLog(path: str, text: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{text!r} never logged")
 
 
+def children(pid: int) -> List[int]:
+    """
+    The child processes of C{pid} (Linux C{/proc}).
+    """
+    found: List[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found.extend(int(p) for p in f.read().split())
+    except OSError:
+        pass
+    return found
+
+
+def cpuSeconds(pid: int) -> float:
+    """
+    User plus system CPU seconds of C{pid} so far (0 if gone).
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def serverCpu(pid: int) -> Dict[str, float]:
+    """
+    CPU seconds of the supervisor (or the one process) and of its workers.
+    """
+    return {"supervisor": cpuSeconds(pid), "workers": sum(cpuSeconds(child) for child in children(pid))}
+
+
 def runOnce(workers: int, cpus: str, lines: int, conns: int) -> Tuple[Optional[float], Dict[str, object]]:
     """
     One run: lines per second, or C{None} if it did not complete, and the
-    load generator's result.
+    load generator's result with the CPU seconds each side spent during the
+    run (C{supervisor_cpu_s}, C{workers_cpu_s}; the load generator's is its
+    C{gen_cpu_s}).
     """
     workdir = tempfile.mkdtemp(prefix="linelogger-workers-")
     try:
@@ -104,6 +142,7 @@ def runOnce(workers: int, cpus: str, lines: int, conns: int) -> Tuple[Optional[f
                 "output": output,
                 "timeout": 300,
             }
+            before = serverCpu(server.pid)
             done = subprocess.run(
                 [*taskset, sys.executable, "-m", "benchmarks.loadgen", json.dumps(spec)],
                 cwd=ROOT,
@@ -111,7 +150,10 @@ def runOnce(workers: int, cpus: str, lines: int, conns: int) -> Tuple[Optional[f
                 capture_output=True,
                 check=False,
             )
+            after = serverCpu(server.pid)
             result: Dict[str, object] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+            result["supervisor_cpu_s"] = after["supervisor"] - before["supervisor"]
+            result["workers_cpu_s"] = after["workers"] - before["workers"]
         finally:
             server.terminate()
             server.wait(120)
@@ -136,21 +178,32 @@ def main(argv: List[str]) -> int:
         base: Optional[float] = None
         for workers in counts:
             rates: List[float] = []
+            cpu: Dict[str, List[float]] = {"supervisor_cpu_s": [], "workers_cpu_s": [], "gen_cpu_s": [], "elapsed": []}
             for _ in range(args.repeat):
                 rate, result = runOnce(workers, cpus, args.lines, args.conns)
                 if rate is None:
                     print(f"cores {cpus} workers {workers}: run failed: {result.get('why')}", flush=True)
                 else:
                     rates.append(rate)
+                    for key, values in cpu.items():
+                        value = result.get(key)
+                        if isinstance(value, (int, float)):
+                            values.append(float(value))
             if not rates:
                 continue
             median = statistics.median(rates)
             if base is None:
                 base = median
             runs = ", ".join(f"{r / 1e6:.2f}" for r in rates)
+            seconds = {key: statistics.median(values) for key, values in cpu.items() if values}
             print(
                 f"cores {cpus:4} workers {workers}: median {median / 1e6:.2f}M lines/s "
-                f"(runs {runs}), {median / base:.2f}x the first",
+                f"(runs {runs}), {median / base:.2f}x the first; median seconds: "
+                f"wall {seconds.get('elapsed', 0):.2f}, CPU: "
+                + ("one process" if workers == 1 else "supervisor")
+                + f" {seconds.get('supervisor_cpu_s', 0):.2f}"
+                + ("" if workers == 1 else f", workers {seconds.get('workers_cpu_s', 0):.2f}")
+                + f", load generator {seconds.get('gen_cpu_s', 0):.2f}",
                 flush=True,
             )
     return 0

@@ -628,9 +628,15 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
         acks=options["ack"],
     )
     listeners = len(options["port"]) + (1 if options["metrics"] else 0) + (1 if options["web"] else 0)
-    hub, settings, descriptors = connectionParts(options, recorder, reactor, listeners)
     if options.get("workers", 1) > 1:
+        # The workers accept, each fitting its own limits to its descriptors
+        # and saying so; here only whether there is room at all.
+        try:
+            fdlimit.fit(options["max-connections"], options["backlog"], listeners)
+        except ValueError as e:
+            raise SystemExit(f"linelogger: {e}") from None
         return workersService(options, recorder, reactor)
+    hub, settings, descriptors = connectionParts(options, recorder, reactor, listeners)
     factory, chat, broker = chatParts(options, hub, settings, reactor)
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
     top.twistdConfig = getattr(options, "parent", None)

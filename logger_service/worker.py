@@ -29,7 +29,7 @@ import struct
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -390,6 +390,29 @@ def listenDescriptors(environ: Dict[str, str]) -> List[Tuple[int, int]]:
     return [(int(fd), int(family)) for fd, family in (item.split(":") for item in value.split(",") if item)]
 
 
+class WorkerSummary(Service):
+    """
+    Say, when the worker stops, how many connections it served and refused
+    (its counters: C{--metrics} does not see workers).
+    """
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+
+    def stopService(self) -> None:
+        """
+        Log the counters (the listeners, stopped first, accept no more).
+        """
+        Service.stopService(self)
+        refused = self.hub.refused
+        log.info(
+            "Stopping: {accepted} connections served, {total} refused ({reasons})",
+            accepted=self.hub.connectionsTotal,
+            total=sum(refused.values()),
+            reasons=", ".join(f"{reason} {count}" for reason, count in sorted(refused.items())) or "none",
+        )
+
+
 def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]) -> Tuple[MultiService, Any]:
     """
     Build a worker's service from the supervisor's C{linelogger} options.
@@ -413,6 +436,8 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
     # cluster: rooms span the workers as they span machines.
     factory, chat, broker = chatParts(options, hub, settings, reactor)
     top = MultiService()
+    # First: it stops last, once the listeners accept no more.
+    WorkerSummary(hub).setServiceParent(top)
     if broker is not None:
         # First: it stops last, after the listeners and the drain.
         broker.setServiceParent(top)
