@@ -30,7 +30,7 @@ def _runInTemporaryDirectory(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         os.chdir(previous)
 
 
-PROCESS_MODULES = re.compile(r"^test_(.*_twistd|browser|packaging|benchmarks|webchat_benchmark)$")
+PROCESS_MODULES = re.compile(r"^test_(.*_twistd|browser|packaging|benchmarks|benchmark_.*|webchat_benchmark)$")
 """Test modules whose tests drive other processes."""
 
 
