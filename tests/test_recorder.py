@@ -439,6 +439,29 @@ class DurabilityTests(SynchronousTestCase):
         self.assertEqual(self.sink.syncs, 2)
         self.assertEqual(self.acks, [{7: 1}, {7: 1}])
 
+    def test_closeSyncsWithoutWaiting(self) -> None:
+        """
+        Lines written while closing, as a sync runs, are synced as soon as
+        it ends, not a group commit interval later.
+        """
+        writer = ManualWriter()
+        recorder = self.make(fsync=10.0, writer=writer)
+        recorder.record(CONTEXT, [b"a"])
+        self.clock.advance(0.05)
+        writer.step()
+        self.clock.advance(0)
+        recorder.record(CONTEXT, [b"b"])
+        self.clock.advance(0.05)
+        closed = recorder.close()
+        writer.step()
+        writer.step()
+        self.clock.advance(0)
+        writer.step()
+        writer.step()
+        self.assertTrue(self.successResultOf(closed))
+        self.assertEqual(self.sink.syncs, 2)
+        self.assertEqual(self.acks, [{7: 1}, {7: 1}])
+
 
 class RotationDurabilityTests(SynchronousTestCase):
     """
