@@ -19,8 +19,8 @@ C{SYNCING_MORE_DUE} once more lines were written meanwhile) -> C{IDLE}, or
 back to C{DUE} with the lines of a failed sync, retried C{retryInterval}
 seconds later.  A line is reported durable only once a sync that started
 after it was written succeeded: a sink that rotates or reopens its file
-syncs the old one first, so that a sync covers every file written since the
-last one.
+syncs the old one first (see L{logger_service.filesink.FileSink}'s
+C{durable}), so that a sync covers every file written since the last one.
 """
 
 from __future__ import annotations

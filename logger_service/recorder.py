@@ -221,7 +221,8 @@ class Recorder:
         assert batch is not None
         self.bytesWritten += written
         if written < batch.size:
-            self.recordsWritten += batch.consume(written)
+            done = batch.consume(written)
+            self.recordsWritten += done
             self._failed(syncError if syncError is not None else OSError("short write"))
             return
         self._state = WriteState.IDLE

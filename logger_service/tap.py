@@ -19,13 +19,14 @@ from twisted.python import usage
 from twisted import copyright
 
 from . import __version__, fdlimit
+from .filesink import FileSink
 from .framing import FRAMERS, LongLines
 from .hub import Hub, HubService
 from .limits import ConnectionLimits, parseNetwork
 from .protocol import LineLoggerFactory
 from .recorder import Recorder
 from .records import FORMATTERS
-from .sinks import FileSink, IRecordSink, StreamSink
+from .sinks import IRecordSink, StreamSink
 from .startup import StartupError, checkEndpoint
 from .systemd import NotifyService
 from .writer import ThreadWriter

@@ -16,9 +16,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from logger_service.filesink import FileSink
 from logger_service.recorder import Recorder
 from logger_service.records import RecordContext
-from logger_service.sinks import FileSink
 from logger_service.writer import IWriter, ThreadWriter
 
 from .memory import ENOSPC, MemorySink
