@@ -9,6 +9,13 @@ C{flushBytes} (or half of C{bufferBytes}, if less) wait, or as soon as the
 previous write finishes, whichever is first.  So batches grow by themselves
 when the output is slow, and a small buffer never waits for the timer.
 
+A record moves one way: I{pending} (formatted, in the next L{Batch}) ->
+I{in flight} (the batch handed to the writer; what a failed or short write
+left of it stays in flight, to be retried) -> I{written} (counted, its lines
+handed to L{Durability}) -> I{durable} (reported to the listener).  The
+write pipeline is in one of the L{WriteState}s, and the recorder in one of
+the L{Phase}s of its life.
+
 Backpressure: once more than C{bufferBytes} of records wait (or while
 writes fail) the recorder tells its listener (C{pressure}) to stop reading
 input, and tells it to start again once half of the buffer has drained.
@@ -17,19 +24,16 @@ Failures: a failed write keeps its records, is logged once per episode with
 the OS error, and is retried every C{retryInterval} seconds.  Nothing that
 was formatted is dropped while the process lives.
 
-Durability: with C{fsync=0} every write is followed by an C{fsync}; with
-C{fsync=S} written records are C{fsync}ed at most every C{S} seconds (group
-commit).  The listener hears (C{durable}), for each connection, how many more of its
-lines are written (and synced, when C{fsync} is set): what C{--ack} sends.
-A sink that rotates or reopens its file syncs the old one first (see
-L{logger_service.sinks.FileSink}'s C{durable}), so a sync covers records
-written to every file since the last.
+Durability: see L{logger_service.durability}.  The listener hears
+(C{durable}), for each connection, how many more of its lines are
+written (and synced, when C{fsync} is set): what C{--ack} sends.
 """
 
 from __future__ import annotations
 
+import enum
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -37,6 +41,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .batch import Batch, Counts
+from .durability import Durability
 from .interfaces import IRecorder, IRecordListener, NoListener
 from .records import FORMATTERS, Formatter, RecordContext, TimestampCache
 from .sinks import IRecordSink
@@ -44,13 +50,25 @@ from .writer import ImmediateWriter, IWriter
 
 log = Logger()
 
-Counts = Dict[int, int]
-"""Lines per connection id."""
+
+class WriteState(enum.Enum):
+    """
+    Where the write pipeline stands.
+    """
+
+    IDLE = "no batch in flight; pending records wait for the timer or a full batch"
+    WRITING = "the batch in flight is with the writer"
+    RETRYING = "what a failed write left of the batch in flight waits for the retry timer"
 
 
-def _merge(into: Counts, more: Counts) -> None:
-    for conn, count in more.items():
-        into[conn] = into.get(conn, 0) + count
+class Phase(enum.Enum):
+    """
+    The recorder's life.
+    """
+
+    OPEN = "recording"
+    CLOSING = "writing and syncing what is left, no longer than the close timeout"
+    CLOSED = "the sink is closed (or given up on)"
 
 
 @implementer(IRecorder)
@@ -102,26 +120,24 @@ class Recorder:
         self.syncs = 0
         self.syncSeconds = 0.0
         self._timestamp = TimestampCache()
-        # Formatted, not yet handed to the writer.
-        self._pending: List[bytes] = []
-        self._pendingBytes = 0
-        self._pendingRecords = 0
-        self._pendingAcks: Counts = {}
-        # Handed to the writer (or to be retried).
-        self._inflight: Optional[bytes] = None
-        self._inflightRecords = 0
-        self._inflightAcks: Counts = {}
-        self._writing = False
-        # Written, waiting for an fsync.
-        self._unsynced: Counts = {}
-        self._unsyncedDirty = False
-        self._syncCall: Optional[IDelayedCall] = None
-        self._syncing = False
-        self._lastSync = float("-inf")
+        self._pending = Batch()
+        self._inflight: Optional[Batch] = None
+        self._state = WriteState.IDLE
+        # The next write attempt: the flush timer, or the retry timer.
         self._timer: Optional[IDelayedCall] = None
+        self._durability = Durability(
+            clock,
+            fsync,
+            lambda: self.writer.run(self._syncInThread),
+            self._madeDurable,
+            self._syncEnded,
+            self.retryInterval,
+        )
+        # A write or sync failed, and none succeeded since.
         self._failing = False
         self._paused = False
-        self._closing: Optional[Deferred[bool]] = None
+        self._phase = Phase.OPEN
+        self._closed: Deferred[bool] = Deferred()
         self._closeTimeout: Optional[IDelayedCall] = None
 
     def listen(self, listener: IRecordListener) -> None:
@@ -135,7 +151,7 @@ class Recorder:
         """
         How many bytes of records wait to be written, in all.
         """
-        return self._pendingBytes + (len(self._inflight) if self._inflight is not None else 0)
+        return self._pending.size + (self._inflight.size if self._inflight is not None else 0)
 
     def record(self, context: RecordContext, lines: Sequence[bytes]) -> None:
         """
@@ -150,13 +166,10 @@ class Recorder:
         worker process); C{acks}, lines per connection id, are reported to
         the listener once C{data} is written (and synced).
         """
-        self._pending.append(data)
-        self._pendingBytes += len(data)
-        self._pendingRecords += records
-        if self.acks and acks:
-            _merge(self._pendingAcks, acks)
-        if self._pendingBytes >= self.flushBytes:
-            if self._writing:
+        pending = self._pending
+        pending.add(data, records, acks if self.acks else None)
+        if pending.size >= self.flushBytes:
+            if self._state is WriteState.WRITING:
                 # The write under way may be done already, its result not yet
                 # delivered (that waits for the end of this reactor turn):
                 # take it now, so that the next write starts at once.
@@ -182,22 +195,17 @@ class Recorder:
         already under way (its end starts the next one) or writes are
         failing (the retry timer starts the next one).
         """
-        if self._writing or (self._failing and not retry):
+        if self._state is WriteState.WRITING or (self._failing and not retry):
             return
         self._cancelTimer()
         if self._inflight is None:
             if not self._pending:
                 return
-            self._inflight = b"".join(self._pending)
-            self._inflightRecords = self._pendingRecords
-            self._inflightAcks = self._pendingAcks
-            self._pending = []
-            self._pendingBytes = 0
-            self._pendingRecords = 0
-            self._pendingAcks = {}
-        self._writing = True
-        syncNow = self.fsync == 0
-        self.writer.run(self._writeInThread, self._inflight, syncNow).addCallbacks(self._written, self._writeFailed)
+            self._inflight, self._pending = self._pending, Batch()
+        self._state = WriteState.WRITING
+        self.writer.run(self._writeInThread, self._inflight.data(), self._durability.syncAfterWrite).addCallbacks(
+            self._written, self._writeFailed
+        )
 
     def _writeInThread(self, data: bytes, syncNow: bool) -> Tuple[int, Optional[OSError], float]:
         """
@@ -210,49 +218,35 @@ class Recorder:
             return written, self.sink.writeError, 0.0
         if not syncNow:
             return written, None, 0.0
-        started = time.monotonic()
         try:
-            self.sink.sync()
+            return written, None, self._syncInThread()
         except OSError as e:
             return written, e, 0.0
-        return written, None, time.monotonic() - started
 
     def _written(self, result: Tuple[int, Optional[OSError], float]) -> None:
         written, syncError, syncTime = result
-        self._writing = False
-        data = self._inflight
-        assert data is not None
+        batch = self._inflight
+        assert batch is not None
         self.bytesWritten += written
-        if written < len(data):
-            done = data.count(b"\n", 0, written)
+        if written < batch.size:
+            done = batch.consume(written)
             self.recordsWritten += done
-            self._inflightRecords -= done
-            self._inflight = data[written:]
             self._failed(syncError if syncError is not None else OSError("short write"))
             return
-        self.recordsWritten += self._inflightRecords
-        acks = self._inflightAcks
+        self._state = WriteState.IDLE
         self._inflight = None
-        self._inflightRecords = 0
-        self._inflightAcks = {}
+        self.recordsWritten += batch.records
         if syncError is not None:
-            self._syncFailed(syncError, acks)
+            self._durability.writeSyncFailed(syncError, batch.acks)
         else:
             self._recovered()
-            if self.fsync is None:
-                self._durable(acks)
-            elif self.fsync == 0:
-                self._synced(syncTime)
-                self._durable(acks)
-            else:
-                self._needSync(acks)
+            self._durability.written(batch.acks, syncTime)
         if self._pending and not self._failing:
             self.flush()
         self._checkPressure()
         self._maybeClosed()
 
     def _writeFailed(self, failure: Failure) -> None:
-        self._writing = False
         error = failure.value if failure.check(OSError) else failure
         if not failure.check(OSError):
             log.failure("Unexpected error writing records", failure)
@@ -261,8 +255,10 @@ class Recorder:
 
     def _failed(self, error: object) -> None:
         """
-        A write or sync failed: log it once per episode, retry later.
+        A write failed: log it once per episode, retry what is left of its
+        batch later.
         """
+        self._state = WriteState.RETRYING
         self.writeErrors += 1
         if not self._failing:
             self._failing = True
@@ -280,67 +276,51 @@ class Recorder:
             self._failing = False
             log.info("Writing records works again")
 
+    def _madeDurable(self, syncSeconds: Optional[float], acks: Counts) -> None:
+        """
+        L{Durability} says C{acks} are durable, after a sync that took
+        C{syncSeconds} (C{None}: no sync was needed).
+        """
+        if syncSeconds is not None:
+            self._synced(syncSeconds)
+        self._durable(acks)
+
     def _durable(self, acks: Counts) -> None:
         if acks:
             self.listener.durable(acks)
-
-    def _needSync(self, acks: Counts) -> None:
-        """
-        Written but not yet synced: sync within C{fsync} seconds.
-        """
-        _merge(self._unsynced, acks)
-        self._unsyncedDirty = True
-        if self._syncCall is None and not self._syncing:
-            delay = max(0.0, self._lastSync + (self.fsync or 0.0) - self.clock.seconds())
-            self._syncCall = self.clock.callLater(delay, self._sync)
-
-    def _sync(self) -> None:
-        self._syncCall = None
-        covered, self._unsynced = self._unsynced, {}
-        self._unsyncedDirty = False
-        self._syncing = True
-        self.writer.run(self._syncInThread).addCallbacks(
-            self._syncDone,
-            lambda failure: self._syncFailed(failure.value, covered),
-            callbackArgs=(covered,),
-        )
 
     def _syncInThread(self) -> float:
         started = time.monotonic()
         self.sink.sync()
         return time.monotonic() - started
 
-    def _syncDone(self, seconds: float, covered: Counts) -> None:
-        self._syncing = False
-        self._recovered()
-        self._synced(seconds)
-        self._durable(covered)
-        if self._unsyncedDirty:
-            self._needSync({})
-        self._maybeClosed()
+    def _syncEnded(self, error: Optional[object]) -> None:
+        """
+        A sync (on its own, or after a write) ended, with C{error} if it
+        failed.
+        """
+        if error is not None:
+            self._syncFailed(error)
+        else:
+            self._recovered()
+            self._maybeClosed()
 
-    def _syncFailed(self, error: object, covered: Counts) -> None:
+    def _syncFailed(self, error: object) -> None:
         """
         An C{fsync} (alone, or after a write) failed: the lines it covered
         wait for the next one, tried in C{retryInterval} seconds.
         """
-        self._syncing = False
-        _merge(self._unsynced, covered)
-        self._unsyncedDirty = True
         self.writeErrors += 1
         if not self._failing:
             self._failing = True
             log.error(
                 "Cannot fsync records: {error}; retrying every {interval}s", error=error, interval=self.retryInterval
             )
-        if self._syncCall is None:
-            self._syncCall = self.clock.callLater(self.retryInterval, self._sync)
         self._checkPressure()
 
     def _synced(self, seconds: float) -> None:
         self.syncs += 1
         self.syncSeconds += seconds
-        self._lastSync = self.clock.seconds()
 
     def _checkPressure(self) -> None:
         """
@@ -372,44 +352,38 @@ class Recorder:
         @return: a L{Deferred} firing with C{True} if every record was
             written.
         """
-        if self._closing is None:
-            self._closing = Deferred()
+        if self._phase is Phase.OPEN:
+            self._phase = Phase.CLOSING
             self._closeTimeout = self.clock.callLater(timeout, self._giveUp)
             self.flush()
-            if self._unsyncedDirty and self._syncCall is not None:
-                self._syncCall.cancel()
-                self._syncCall = None
-                self._sync()
+            self._durability.hurry()
             self._maybeClosed()
-        return self._closing
+        return self._closed
 
     def _idle(self) -> bool:
-        return not (
-            self._pending or self._inflight is not None or self._writing or self._syncing or self._unsyncedDirty
-        )
+        return not self._pending and self._inflight is None and self._durability.idle
 
     def _maybeClosed(self) -> None:
-        if self._closing is not None and not self._closing.called and self._idle():
+        if self._phase is Phase.CLOSING and self._idle():
             self._shut(True)
 
     def _giveUp(self) -> None:
         self._closeTimeout = None
-        if self._closing is not None and not self._closing.called:
+        if self._phase is Phase.CLOSING:
             log.error("Exiting with {pending} bytes of records unwritten", pending=self.pendingBytes)
             self._shut(False)
 
     def _shut(self, complete: bool) -> None:
-        assert self._closing is not None
+        self._phase = Phase.CLOSED
         self._cancelTimer()
-        for call in (self._closeTimeout, self._syncCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._closeTimeout = self._syncCall = None
+        self._durability.stop()
+        if self._closeTimeout is not None and self._closeTimeout.active():
+            self._closeTimeout.cancel()
+        self._closeTimeout = None
         if complete:
             closed = self.writer.run(self.sink.close)
         else:
             # The writer may be stuck in a write that will never return.
             closed = succeed(None)
         self.writer.stop()
-        closing = self._closing
-        closed.addBoth(lambda _: closing.callback(complete))
+        closed.addBoth(lambda _: self._closed.callback(complete))

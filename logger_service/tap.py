@@ -21,12 +21,13 @@ from twisted import copyright
 from . import __version__, fdlimit
 from .drain import HubService
 from .factory import LineLoggerFactory
+from .filesink import FileSink
 from .framing import FRAMERS, LongLines
 from .hub import Hub
 from .limits import ConnectionLimits, parseNetwork
 from .recorder import Recorder
 from .records import FORMATTERS
-from .sinks import FileSink, IRecordSink, StreamSink
+from .sinks import IRecordSink, StreamSink
 from .startup import StartupError, checkEndpoint
 from .systemd import NotifyService
 from .writer import ThreadWriter

@@ -16,9 +16,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from logger_service.filesink import FileSink
 from logger_service.recorder import Recorder
 from logger_service.records import RecordContext
-from logger_service.sinks import FileSink
 from logger_service.writer import IWriter, ThreadWriter
 
 from .memory import ENOSPC, MemorySink, RecordListener
@@ -436,6 +436,29 @@ class DurabilityTests(SynchronousTestCase):
         self.clock.advance(0.05)
         self.assertEqual(self.sink.syncs, 1)
         self.assertTrue(self.successResultOf(recorder.close()))
+        self.assertEqual(self.sink.syncs, 2)
+        self.assertEqual(self.acks, [{7: 1}, {7: 1}])
+
+    def test_closeSyncsWithoutWaiting(self) -> None:
+        """
+        Lines written while closing, as a sync runs, are synced as soon as
+        it ends, not a group commit interval later.
+        """
+        writer = ManualWriter()
+        recorder = self.make(fsync=10.0, writer=writer)
+        recorder.record(CONTEXT, [b"a"])
+        self.clock.advance(0.05)
+        writer.step()
+        self.clock.advance(0)
+        recorder.record(CONTEXT, [b"b"])
+        self.clock.advance(0.05)
+        closed = recorder.close()
+        writer.step()
+        writer.step()
+        self.clock.advance(0)
+        writer.step()
+        writer.step()
+        self.assertTrue(self.successResultOf(closed))
         self.assertEqual(self.sink.syncs, 2)
         self.assertEqual(self.acks, [{7: 1}, {7: 1}])
 
