@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from logger_service.redisbroker import DEAD_AFTER, HEARTBEAT
+from logger_service.redis.presence import DEAD_AFTER, HEARTBEAT
 
 from .test_chat_twistd import ChatClient
 from .twistd_helpers import LineLogger, freePort, makeTempDir, waitFor
