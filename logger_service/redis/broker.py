@@ -10,7 +10,7 @@ shows the chat (and C{/metrics}) whether Redis answers.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Generic, Optional, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -22,13 +22,31 @@ from ..broker import IBroker
 from ..chat import Member, Room
 from ..chatservice import ChatService
 from .connection import RedisLink
-from .members import LocalMembers
+from .node import LocalMembers, Node
 from .presence import Presence
 from .state import ClusterChatState
 from .streams import STREAM_LENGTH, Feed, RoomStreams
 
 STOP_WAIT = 5.0
 """At shutdown, the longest wait for this node's members to have left."""
+
+T = TypeVar("T")
+
+
+class _OfLink(Generic[T]):
+    """
+    An attribute of a L{RedisBroker} that is its L{RedisLink}'s.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, broker: RedisBroker, owner: object) -> T:
+        value: T = getattr(broker.link, self.name)
+        return value
+
+    def __set__(self, broker: RedisBroker, value: T) -> None:
+        setattr(broker.link, self.name, value)
 
 
 @implementer(IBroker)
@@ -58,32 +76,20 @@ class RedisBroker(Service):
         self.chat: Optional[ChatService] = None
         self.members = LocalMembers()
         self.link = RedisLink(clock, url, prefix, self._up, self._down)
-        self.streams = RoomStreams(self.link, self.node, self.members, self.state, self.local, history, self.maxlen)
-        self.presence = Presence(self.link, self.node, self.members, self.state, self.maxlen, self._renamed)
+        parts = Node(self.node, clock, self.link, self.members, self.state, self.maxlen)
+        self.streams = RoomStreams(parts, self.local, history)
+        self.presence = Presence(parts, self._renamed)
 
     # What the chat and /metrics read
 
-    @property
-    def redisUp(self) -> bool:
-        """
-        Whether Redis answers.
-        """
-        return self.link.redisUp
+    redisUp: _OfLink[bool] = _OfLink("redisUp")
+    """Whether Redis answers."""
 
-    @redisUp.setter
-    def redisUp(self, value: bool) -> None:
-        self.link.redisUp = value
+    reconnects: _OfLink[int] = _OfLink("reconnects")
+    """Times Redis answered again after being lost."""
 
-    @property
-    def reconnects(self) -> int:
-        """
-        Times Redis answered again after being lost.
-        """
-        return self.link.reconnects
-
-    @reconnects.setter
-    def reconnects(self, value: int) -> None:
-        self.link.reconnects = value
+    _redis: _OfLink[Any] = _OfLink("redis")
+    """The connection commands go through (C{None} when stopped)."""
 
     @property
     def notRelayed(self) -> int:
@@ -98,17 +104,6 @@ class RedisBroker(Service):
         Messages delivered to this node's members.
         """
         return self.local.deliveries
-
-    @property
-    def _redis(self) -> Any:
-        """
-        The connection commands go through (C{None} when stopped).
-        """
-        return self.link.redis
-
-    @_redis.setter
-    def _redis(self, connection: Any) -> None:
-        self.link.redis = connection
 
     # Service
 

@@ -164,6 +164,33 @@ class RedisLink:
         self.redis = self.reader = None
         return DeferredList([c.disconnect() for c in connections], consumeErrors=True)
 
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the command connection is open (it may still be connecting).
+        """
+        return self.redis is not None
+
+    @property
+    def canRead(self) -> bool:
+        """
+        Whether the connection for blocking reads is open.
+        """
+        return self.reader is not None
+
+    def command(self, *args: Any) -> Deferred[Any]:
+        """
+        Run one Redis command on the command connection.
+        """
+        return self.redis.execute_command(*args)
+
+    def blockingRead(self, *args: Any) -> Deferred[Any]:
+        """
+        Run one blocking Redis command (C{XREAD BLOCK}) on the connection for
+        blocking reads.
+        """
+        return self.reader.execute_command(*args)
+
     def script(self, script: str, keys: List[str], args: List[Any]) -> Deferred[Any]:
         """
         Run a Lua C{script} on the command connection.

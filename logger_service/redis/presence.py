@@ -22,9 +22,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..chat import LOBBY, ChatState, Member, Room, foldName
-from .connection import RedisLink, replyText
-from .members import LocalMembers
+from ..chat import LOBBY, Member, Room, foldName
+from .connection import replyText
+from .node import Node, NodePart
 
 log = Logger()
 
@@ -174,34 +174,19 @@ return nick
 """Send a private message to whoever holds a nickname, on its node."""
 
 
-class Presence:
+class Presence(NodePart):
     """
     Who this node's members are, for the whole cluster: their nicknames,
     rooms and node, kept alive by a heartbeat that also reaps dead nodes.
     """
 
-    def __init__(
-        self,
-        link: RedisLink,
-        node: str,
-        members: LocalMembers,
-        state: ChatState,
-        maxlen: int,
-        renamed: Callable[[Member, str], None],
-    ) -> None:
+    def __init__(self, node: Node, renamed: Callable[[Member, str], None]) -> None:
         """
-        @param node: this node's id.
-        @param state: the chat state whose nicknames are renewed.
-        @param maxlen: the entries a room's stream keeps, about (for the
-            "left" lines of a reaped node's members).
+        @param node: the node whose members these are.
         @param renamed: called when the cluster gave a member the nickname
             it asked for (L{rename}).
         """
-        self.link = link
-        self.node = node
-        self.members = members
-        self.state = state
-        self.maxlen = maxlen
+        NodePart.__init__(self, node)
         self._renamed = renamed
         self._heartbeat: Optional[LoopingCall] = None
         self._beating: Optional[Deferred[Any]] = None
@@ -213,7 +198,7 @@ class Presence:
         Beat now, then every L{HEARTBEAT} seconds.
         """
         self._heartbeat = LoopingCall(self._beat)
-        self._heartbeat.clock = self.link.clock
+        self._heartbeat.clock = self.clock
         self._heartbeat.start(HEARTBEAT, now=True)
 
     def stop(self) -> None:
@@ -228,15 +213,15 @@ class Presence:
         This node stops: its members still here leave (C{server stopped}),
         now rather than when reaped.
         """
-        return self.link.script(_HEARTBEAT, [], [self.link.prefix, self.node, 0, 0, "bye", self.maxlen])
+        return self.link.script(_HEARTBEAT, [], [self.link.prefix, self.nodeID, 0, 0, "bye", self.maxlen])
 
     def _beat(self) -> None:
         link = self.link
-        if self._beating is not None or link.redis is None:
+        if self._beating is not None or not link.connected:
             return
         nickKeys = [link.key("nick", nick) for nick in self.state.members]
-        reap = "1" if link.redisUp and link.clock.seconds() - link.upSince >= DEAD_AFTER else "0"
-        args = [link.prefix, self.node, int(DEAD_AFTER * 1000), int(NICK_TTL * 1000), reap, self.maxlen]
+        reap = "1" if link.redisUp and self.clock.seconds() - link.upSince >= DEAD_AFTER else "0"
+        args = [link.prefix, self.nodeID, int(DEAD_AFTER * 1000), int(NICK_TTL * 1000), reap, self.maxlen]
         self._beating = d = link.script(_HEARTBEAT, [], args + nickKeys)
         link.expectAnswer()
         d.addCallbacks(self._beaten, link.failed, errbackArgs=("heartbeat",))
@@ -265,9 +250,9 @@ class Presence:
         Record C{members} of this node, their nicknames and rooms.
         """
         link = self.link
-        if link.redis is None or not (link.redisUp or resync):
+        if not link.connected or not (link.redisUp or resync):
             return
-        args: List[Any] = [link.prefix, self.node, int(NICK_TTL * 1000), "1" if resync else "0"]
+        args: List[Any] = [link.prefix, self.nodeID, int(NICK_TTL * 1000), "1" if resync else "0"]
         for member in members:
             room = member.room
             args += [
@@ -289,11 +274,11 @@ class Presence:
         C{member} left C{room} (if any), and the chat if C{gone}.
         """
         link = self.link
-        if link.redis is None or not link.redisUp:
+        if not link.connected or not link.redisUp:
             return
-        mine = f"{self.node}\t{member.id}\t{member.nick}"
+        mine = f"{self.nodeID}\t{member.id}\t{member.nick}"
         rf = foldName(room.name) if room is not None else ""
-        args = [link.prefix, self.node, member.id, foldName(member.nick), rf, "1" if gone else "0", mine]
+        args = [link.prefix, self.nodeID, member.id, foldName(member.nick), rf, "1" if gone else "0", mine]
         link.script(_LEAVE, [], args).addErrback(link.failed, "leave")
 
     def rename(self, member: Member, nick: str) -> None:
@@ -305,7 +290,7 @@ class Presence:
         old = member.nick
         args = [
             self.link.prefix,
-            self.node,
+            self.nodeID,
             member.id,
             foldName(old),
             foldName(nick),
@@ -340,7 +325,7 @@ class Presence:
             nicks = sorted((replyText(v).partition("\t")[2] for v in values), key=foldName)
             self.members.tell(member, f"* In {room.name} ({len(nicks)}): {', '.join(nicks)}")
 
-        d = self.link.redis.execute_command("HVALS", self.link.key("who", foldName(room.name)))
+        d = self.link.command("HVALS", self.link.key("who", foldName(room.name)))
         d.addCallbacks(answer, self.link.failed, errbackArgs=("who",))
 
     def rooms(self, member: Member) -> None:

@@ -24,10 +24,10 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from ..broadcast import LocalBroadcast
-from ..chat import ChatState, Member, Room, foldName
+from ..chat import Member, Room, foldName
 from ..chatservice import encode
-from .connection import RedisLink, replyText
-from .members import LocalMembers
+from .connection import replyText
+from .node import Node, NodePart
 
 MAX_PENDING = 10000
 """Lines that may wait for Redis; beyond, senders are told."""
@@ -110,7 +110,7 @@ class Feed:
         self.waiting: List[Member] = []
 
 
-class RoomStreams:
+class RoomStreams(NodePart):
     """
     The rooms this node's members are in, as Redis streams: what they say
     goes out in batches, what anyone says comes back in the stream's order.
@@ -118,29 +118,15 @@ class RoomStreams:
     @ivar notRelayed: lines not relayed because too many waited for Redis.
     """
 
-    def __init__(
-        self,
-        link: RedisLink,
-        node: str,
-        members: LocalMembers,
-        state: ChatState,
-        local: LocalBroadcast,
-        historySize: int,
-        maxlen: int,
-    ) -> None:
+    def __init__(self, node: Node, local: LocalBroadcast, historySize: int) -> None:
         """
-        @param node: this node's id, as it marks the entries it adds.
-        @param state: the chat state whose rooms are delivered here.
+        @param node: the node whose members' rooms are delivered here.
         @param local: delivers to this node's members.
-        @param maxlen: the entries a room's stream keeps, about.
+        @param historySize: the messages a room replays to who joins it.
         """
-        self.link = link
-        self.node = node
-        self.members = members
-        self.state = state
+        NodePart.__init__(self, node)
         self.local = local
         self.historySize = historySize
-        self.maxlen = maxlen
         self.notRelayed = 0
         self._seq = 0
         self._pending: Deque[Entry] = deque()
@@ -185,7 +171,7 @@ class RoomStreams:
             self._feeds.pop(foldName(room.name), None)
 
     def _loadHistory(self, fold: str, feed: Feed) -> None:
-        if self.link.redis is None:
+        if not self.link.connected:
             return
         d = self.link.script(_HISTORY, [self.link.key("room", fold)], [self.historySize])
 
@@ -206,7 +192,7 @@ class RoomStreams:
         def failed(failure: Failure) -> None:
             self.link.failed(failure, "history")
             if self._feeds.get(fold) is feed and not self.link.stopping:
-                self.link.clock.callLater(0.5, self._loadHistory, fold, feed)
+                self.clock.callLater(0.5, self._loadHistory, fold, feed)
 
         d.addCallbacks(loaded, failed)
 
@@ -241,7 +227,7 @@ class RoomStreams:
         Publish what waits at the end of this reactor turn.
         """
         if self._call is None and self._pending and self._inflight is None:
-            self._call = self.link.clock.callLater(0, self.flush)
+            self._call = self.clock.callLater(0, self.flush)
 
     def flush(self) -> None:
         """
@@ -254,7 +240,7 @@ class RoomStreams:
         self._send()
 
     def _send(self) -> None:
-        if self._inflight is not None or not self._pending or self.link.redis is None:
+        if self._inflight is not None or not self._pending or not self.link.connected:
             return
         batch = self._inflight = list(self._pending)
         self._pending.clear()
@@ -262,7 +248,7 @@ class RoomStreams:
         for fold, seq, memberID, kind, data in batch:
             args = byRoom.get(fold)
             if args is None:
-                args = byRoom[fold] = [self.node, self.maxlen]
+                args = byRoom[fold] = [self.nodeID, self.maxlen]
             args += [seq, memberID, kind, data]
         sent = [
             self.link.script(_PUBLISH, [self.link.key("room", fold), self.link.key("seq", fold)], args)
@@ -281,7 +267,7 @@ class RoomStreams:
                 self._pending.pop()
                 self.notRelayed += 1
             if not self.link.stopping:
-                self.link.clock.callLater(0.1, self._send)
+                self.clock.callLater(0.1, self._send)
             return
         self.link.markUp()
         self.schedule()
@@ -315,10 +301,8 @@ class RoomStreams:
         End the reader's current wait, so that its next read covers every
         room delivered here.
         """
-        if self.link.redis is not None:
-            d = self.link.redis.execute_command(
-                "XADD", self.link.key("inbox", self.node), "MAXLEN", "~", 1000, "*", "k", "w"
-            )
+        if self.link.connected:
+            d = self.link.command("XADD", self.link.key("inbox", self.nodeID), "MAXLEN", "~", 1000, "*", "k", "w")
             d.addErrback(self.link.failed, "wake")
 
     def read(self) -> None:
@@ -326,23 +310,23 @@ class RoomStreams:
         Read what is new in this node's inbox and in every room delivered
         here, then again, until the node stops.
         """
-        if self.link.stopping or self.link.reader is None or self._reading:
+        if self.link.stopping or not self.link.canRead or self._reading:
             return
-        keys = [self.link.key("inbox", self.node)]
+        keys = [self.link.key("inbox", self.nodeID)]
         ids = [self._inboxID]
         for fold, feed in self._feeds.items():
             if feed.lastID is not None:
                 keys.append(self.link.key("room", fold))
                 ids.append(feed.lastID)
         self._reading = True
-        d = self.link.reader.execute_command("XREAD", "COUNT", 5000, "BLOCK", READ_BLOCK_MS, "STREAMS", *keys, *ids)
+        d = self.link.blockingRead("XREAD", "COUNT", 5000, "BLOCK", READ_BLOCK_MS, "STREAMS", *keys, *ids)
         d.addCallbacks(self._gotEntries, self._readFailed)
 
     def _readFailed(self, failure: Failure) -> None:
         self._reading = False
         self.link.failed(failure, "read")
         if not self.link.stopping:
-            self.link.clock.callLater(0.2, self.read)
+            self.clock.callLater(0.2, self.read)
 
     def _gotEntries(self, reply: Optional[List[Any]]) -> None:
         self._reading = False
@@ -354,7 +338,7 @@ class RoomStreams:
             self.read()
 
     def _deliver(self, key: str, entries: List[Any]) -> None:
-        inbox = self.link.key("inbox", self.node)
+        inbox = self.link.key("inbox", self.nodeID)
         if key == inbox:
             for entryID, fields in entries:
                 self._inboxID = entryID
@@ -370,7 +354,7 @@ class RoomStreams:
             return
         last = _streamID(feed.lastID)
         room = self.state.rooms.get(fold)
-        node = self.node.encode("ascii")
+        node = self.nodeID.encode("ascii")
         for entryID, fields in entries:
             if _streamID(entryID) <= last:
                 continue

@@ -1,17 +1,21 @@
 """
-This node's own members of a cluster's chat, by id, and sending to them.
+What the parts of one node share: its id, its link to Redis, its own members and its chat state.
 
 Entries read from Redis name members by id (a sender to leave out, the
 target of a private message); a reply that arrives after its member left
-must go nowhere.
+must go nowhere (L{LocalMembers}).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, Iterator, Optional
 
-from ..chat import Member
+from twisted.internet.interfaces import IReactorTime
+
+from ..chat import ChatState, Member
 from ..chatservice import encode
+from .connection import RedisLink
 
 
 class LocalMembers:
@@ -64,3 +68,41 @@ class LocalMembers:
         """
         if self.here(member):
             self.send(member, encode(text))
+
+
+@dataclass(frozen=True)
+class Node:
+    """
+    One node of a cluster, as its parts (L{NodePart}s) see it.
+
+    @ivar id: this node's id, new at each start: it marks the node's
+        entries and keys.
+    @ivar clock: the node's clock.
+    @ivar link: the node's connections to Redis.
+    @ivar members: the members connected to this node.
+    @ivar state: the node's chat state (its rooms and nicknames).
+    @ivar maxlen: the entries a room's stream keeps, about.
+    """
+
+    id: str
+    clock: IReactorTime
+    link: RedisLink
+    members: LocalMembers
+    state: ChatState
+    maxlen: int
+
+
+class NodePart:
+    """
+    A part of one node of a cluster (its room streams, its presence), with
+    what every part works with: the L{Node}'s fields (its C{id} as
+    C{nodeID}).
+    """
+
+    def __init__(self, node: Node) -> None:
+        self.nodeID = node.id
+        self.clock = node.clock
+        self.link = node.link
+        self.members = node.members
+        self.state = node.state
+        self.maxlen = node.maxlen
