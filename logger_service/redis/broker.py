@@ -10,7 +10,7 @@ shows the chat (and C{/metrics}) whether Redis answers.
 from __future__ import annotations
 
 import os
-from typing import Any, Generic, Optional, TypeVar
+from typing import Any, Generic, Optional, TypeVar, Union, overload
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -41,7 +41,15 @@ class _OfLink(Generic[T]):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __get__(self, broker: RedisBroker, owner: object) -> T:
+    @overload
+    def __get__(self, broker: None, owner: object) -> _OfLink[T]: ...
+
+    @overload
+    def __get__(self, broker: RedisBroker, owner: object) -> T: ...
+
+    def __get__(self, broker: Optional[RedisBroker], owner: object) -> Union[T, _OfLink[T]]:
+        if broker is None:
+            return self
         value: T = getattr(broker.link, self.name)
         return value
 
