@@ -5,7 +5,7 @@ An L{IBroker} is an L{IBroadcast} that also learns which chat it serves
 (L{IBroker.attach}), so that it can deliver what it receives from elsewhere
 (another process, through a message bus) to the chat's own members.
 L{LocalBroker} is the broker of a chat that lives in one process: it is
-L{LocalBroadcast}, unchanged.  L{logger_service.redisbroker} holds the
+L{LocalBroadcast}, unchanged.  L{logger_service.redis} holds the
 broker whose rooms span every process sharing one Redis.
 """
 

@@ -342,7 +342,7 @@ class Options(usage.Options):
             if not self["chat"]:
                 raise usage.UsageError("--redis shares chat rooms: it needs --chat")
             try:
-                from .redisbroker import checkRedisURL
+                from .redis.connection import checkRedisURL
             except ImportError as e:
                 raise usage.UsageError(
                     f"--redis needs the redis extra (pip install 'linelogger[redis]'): {e}"
@@ -576,7 +576,7 @@ def chatParts(
 
     broker = None
     if options["redis"]:
-        from .redisbroker import RedisBroker
+        from .redis.broker import RedisBroker
 
         broker = RedisBroker(reactor, options["redis"], options["redis-prefix"], options["history"])
     chat = ChatService(

@@ -179,7 +179,7 @@ class HubMetricsTests(SynchronousTestCase):
         chat = ChatService(self.clock)
         _, chatTypes = parse(generate_latest(makeRegistry(self.hub, chat)).decode("utf-8"))
         exposed = {name + "_total" if kind == "counter" else name for name, kind in chatTypes.items()}
-        # The linelogger_redis_* metrics exist only with --redis: tests.test_redisbroker.
+        # The linelogger_redis_* metrics exist only with --redis: tests.test_redis_broker.
         documented = [name for name in documentedNames() if not name.startswith("linelogger_redis_")]
         self.assertEqual(sorted(exposed), sorted(documented))
 
