@@ -37,6 +37,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import FileLogObserver, Logger, eventAsText, globalLogBeginner
 from zope.interface import implementer
 
+from .counters import Counters
 from .interfaces import IRecorder, IRecordListener, NoListener
 from .records import FORMATTERS, Formatter, RecordContext, TimestampCache
 
@@ -396,18 +397,18 @@ class WorkerSummary(Service):
     (its counters: C{--metrics} does not see workers).
     """
 
-    def __init__(self, hub: Any) -> None:
-        self.hub = hub
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
 
     def stopService(self) -> None:
         """
         Log the counters (the listeners, stopped first, accept no more).
         """
         Service.stopService(self)
-        refused = self.hub.refused
+        refused = self.counters.refused
         log.info(
             "Stopping: {accepted} connections served, {total} refused ({reasons})",
-            accepted=self.hub.connectionsTotal,
+            accepted=self.counters.connectionsTotal,
             total=sum(refused.values()),
             reasons=", ".join(f"{reason} {count}" for reason, count in sorted(refused.items())) or "none",
         )
@@ -437,7 +438,7 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
     factory, chat, broker = chatParts(options, hub, settings, reactor)
     top = MultiService()
     # First: it stops last, once the listeners accept no more.
-    WorkerSummary(hub).setServiceParent(top)
+    WorkerSummary(hub.counters).setServiceParent(top)
     if broker is not None:
         # First: it stops last, after the listeners and the drain.
         broker.setServiceParent(top)
