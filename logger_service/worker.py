@@ -397,8 +397,10 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
     @return: the service, and the deferred that fires once every listening
         socket is adopted.
     """
+    from .assembly import chatParts, connectionParts
     from .drain import HubService
-    from .tap import Options, chatParts, connectionParts, withBacklog
+    from .optionvalues import withBacklog
+    from .tap import Options
 
     options = Options()
     options.parseOptions(list(argv))

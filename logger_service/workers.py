@@ -52,30 +52,6 @@ RESTART_DELAY = 1.0
 """Seconds before replacing a worker that lived less than this."""
 
 
-def usableCores() -> int:
-    """
-    The number of cores this process may run on.
-    """
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def workerCount(value: str) -> int:
-    """
-    Parse C{--workers}: a whole number of at least 1, or C{auto}.
-
-    @raise ValueError: if it is neither.
-    """
-    if value == "auto":
-        return usableCores()
-    number = int(value)
-    if number < 1:
-        raise ValueError(value)
-    return number
-
-
 class ReusePortBinder:
     """
     A reactor for endpoint parsers whose C{listenTCP} and C{listenSSL} bind

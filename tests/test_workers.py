@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from logger_service.optionvalues import workerCount
 from logger_service.records import RecordContext
 from logger_service.worker import (
     DONE,
@@ -22,7 +23,6 @@ from logger_service.worker import (
     decodeBatch,
     encodeBatch,
 )
-from logger_service.workers import workerCount
 
 from .memory import RecordListener
 
