@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from . import fdlimit
+from .counters import Counters
 from .factory import LineLoggerFactory
 from .hub import Hub
 from .limits import ConnectionLimits
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from .chatservice import ChatService
     from .tail import Tail
 
-log = Logger()
+# Logged under the name of the plugin's module, as all start-up messages are.
+log = Logger(namespace="logger_service.tap")
 
 Options = usage.Options
 """The parsed options (L{logger_service.tap.Options})."""
@@ -153,7 +155,8 @@ def workersService(options: Options, arguments: Sequence[str], recorder: Recorde
     """
     The service of C{--workers N} (N > 1): this process binds every
     endpoint and writes the records that N worker processes send (see
-    L{logger_service.workers}).
+    L{logger_service.workers}); with C{--metrics}, it serves the totals of
+    their counters (L{logger_service.workertotals}).
     """
     from .workers import PoolNotifyService, WorkerPool
 
@@ -169,5 +172,16 @@ def workersService(options: Options, arguments: Sequence[str], recorder: Recorde
         daemon=options.get("daemon", False),
     )
     pool.setServiceParent(top)
-    PoolNotifyService(pool, reactor).setServiceParent(top)
+    counters = Counters()
+    pool.register(counters)
+    if options["metrics"]:
+        # Imported only when asked for, as in one process.
+        from .workertotals import WorkerTotals, totalsService
+
+        pool.totals = WorkerTotals(counters)
+        # It stops once the pool has: metrics stay up while the workers drain.
+        metrics = totalsService(options["metrics"], pool.totals, reactor)
+        metrics.setServiceParent(top)
+        top.stopsLast.append(metrics)
+    PoolNotifyService(pool, counters, reactor).setServiceParent(top)
     return top

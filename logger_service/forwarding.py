@@ -17,7 +17,8 @@ from .interfaces import IRecorder, IRecordListener, NoListener
 from .records import FORMATTERS, Formatter, RecordContext, TimestampCache
 from .workerwire import COUNTED, DONE, SEQ, Counts, MessageProtocol, encodeBatch
 
-log = Logger()
+# Logged under the worker process's name, as the rest of its log is.
+log = Logger(namespace="logger_service.worker")
 
 
 class SupervisorLink(MessageProtocol):

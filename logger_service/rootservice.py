@@ -16,7 +16,8 @@ from twisted.logger import Logger
 
 from .recorder import Recorder
 
-log = Logger()
+# Logged under the name of the plugin's module, as all start-up messages are.
+log = Logger(namespace="logger_service.tap")
 
 
 class LineLoggerService(MultiService):

@@ -98,7 +98,8 @@ class Options(usage.Options):
             "metrics",
             None,
             None,
-            "Serve Prometheus metrics at /metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1; default: off.",
+            "Serve Prometheus metrics at /metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1; "
+            "with --workers, the totals across the workers; default: off.",
         ],
         [
             "drain-timeout",
@@ -231,8 +232,6 @@ class Options(usage.Options):
             raise usage.UsageError(
                 "--chat with --workers above 1 needs --redis: without it each worker would hold rooms of its own"
             )
-        if self["workers"] > 1 and self["metrics"]:
-            raise usage.UsageError("--metrics does not work with --workers above 1 yet")
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
             raise usage.UsageError("--rotate-size and --rotate-keep need --output FILE")
         if self["framing"] not in FRAMERS:

@@ -26,16 +26,19 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from twisted.application.service import MultiService
 from twisted.internet import endpoints
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory
 from twisted.logger import FileLogObserver, Logger, eventAsText, globalLogBeginner
 
 from .forwarding import ForwardingRecorder, SupervisorLink
 from .workerwire import LINK_FD, READY
+
+if TYPE_CHECKING:
+    from .workertotals import CountersReporter
 
 log = Logger()
 
@@ -122,12 +125,14 @@ def listenDescriptors(environ: Dict[str, str]) -> List[Tuple[int, int]]:
     return [(int(fd), int(family)) for fd, family in (item.split(":") for item in value.split(",") if item)]
 
 
-def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]) -> Tuple[MultiService, Any]:
+def makeWorkerService(
+    argv: Sequence[str], reactor: Any, environ: Dict[str, str]
+) -> Tuple[MultiService, ForwardingRecorder, Optional[CountersReporter]]:
     """
     Build a worker's service from the supervisor's C{linelogger} options.
 
-    @return: the service, and the deferred that fires once every listening
-        socket is adopted.
+    @return: the service, its recorder, and with C{--metrics} what reports
+        its counters to the supervisor (else C{None}).
     """
     from .assembly import chatParts, connectionParts
     from .drain import HubService
@@ -146,6 +151,14 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
     # With --chat (and so --redis), each worker is a node of the Redis
     # cluster: rooms span the workers as they span machines.
     factory, chat, broker = chatParts(options, hub, settings, reactor)
+    reporter = None
+    if options["metrics"]:
+        # The supervisor serves the metrics: this worker reports its counters.
+        from .workertotals import CountersReporter
+
+        if chat is not None:
+            chat.register(hub.counters)
+        reporter = CountersReporter(hub.counters, reactor)
     top = MultiService()
     if broker is not None:
         # First: it stops last, after the listeners and the drain.
@@ -165,7 +178,7 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
         service = StreamServerEndpointService(endpoint, factory)
         service._raiseSynchronously = True
         service.setServiceParent(top)
-    return top, recorder
+    return top, recorder, reporter
 
 
 def main(argv: Sequence[str], environ: Optional[Dict[str, str]] = None) -> None:
@@ -191,7 +204,7 @@ def main(argv: Sequence[str], environ: Optional[Dict[str, str]] = None) -> None:
         redirectStandardIO=False,
     )
     try:
-        service, recorder = makeWorkerService(argv, reactor, environ)
+        service, recorder, reporter = makeWorkerService(argv, reactor, environ)
     except SystemExit:
         raise
     except Exception as e:
@@ -202,8 +215,10 @@ def main(argv: Sequence[str], environ: Optional[Dict[str, str]] = None) -> None:
             log.error("The supervisor is gone: exiting")
             os._exit(1)
 
-    link = SupervisorLink(recorder, supervisorLost)
+    link = SupervisorLink(recorder, supervisorLost, reporter.counted if reporter is not None else lambda: None)
     recorder.link = link
+    if reporter is not None:
+        reporter.link = link
     linkFactory = Factory.forProtocol(lambda: link)
     reactor.adoptStreamConnection(LINK_FD, socket.AF_UNIX, linkFactory)
     os.close(LINK_FD)
@@ -217,11 +232,18 @@ def main(argv: Sequence[str], environ: Optional[Dict[str, str]] = None) -> None:
             sys.stderr.flush()
             os._exit(1)
         link.sendMessage([READY])
+        if reporter is not None:
+            reporter.start()
+
+    def stop() -> Deferred[None]:
+        stopped = succeed(None).addCallback(lambda _: service.stopService())
+        if reporter is not None:
+            # The last report, once the drain has counted every line.
+            stopped.addCallback(lambda _: reporter.stop())
+        return stopped
 
     reactor.callWhenRunning(start)
-    reactor.addSystemEventTrigger(
-        "before", "shutdown", lambda: succeed(None).addCallback(lambda _: service.stopService())
-    )
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
     reactor.run()
 
 
