@@ -9,8 +9,9 @@ C{prometheus_client.twisted.MetricsResource} would), so the counters are
 read between two events, never while one is being changed.  Its registry is
 a fresh L{CollectorRegistry}, not C{prometheus_client}'s global one.
 
-The metrics are listed once, in L{METRICS}: name, type, help, and how to
-read the value from L{logger_service.counters.Counters}.  README.rst's
+The metrics are listed once, in L{METRICS}: name, type, help, how to read
+the value from L{logger_service.counters.Counters}, and how the supervisor
+of C{--workers} totals the workers' values (L{logger_service.workertotals}).  README.rst's
 table of them is made from that list (L{metricsTable}; a test checks that
 the two agree).  A metric whose value is not registered (the chat ones
 without C{--chat}, the Redis ones without C{--redis}) is left out; the
@@ -60,13 +61,17 @@ number, counts by label (C{reason}), or a summary's C{(count, sum)}.
 class MetricSpec(NamedTuple):
     """
     One metric: its name, its type (C{counter}, C{gauge} or C{summary}), its
-    help text, and how to read its value from the counters.
+    help text, how to read its value from the counters, and how the
+    supervisor of C{--workers} totals it (L{logger_service.workertotals}):
+    C{sum}, C{max} or C{min} of the workers' values, or C{output}: the
+    supervisor's own, since it alone writes the output.
     """
 
     name: str
     type: str
     help: str
     read: Callable[[Counters], Value]
+    across: str = "sum"
 
 
 def _refused(counters: Counters) -> Dict[str, int]:
@@ -137,43 +142,57 @@ METRICS: Tuple[MetricSpec, ...] = (
         "gauge",
         "1 while reading from clients is paused because the output is behind or failing, else 0.",
         lambda c: c.read("inputPaused"),
+        across="max",
     ),
     MetricSpec(
         "linelogger_records_written_total",
         "counter",
         "Records written to the output.",
         lambda c: c.read("recordsWritten"),
+        across="output",
     ),
     MetricSpec(
-        "linelogger_written_bytes_total", "counter", "Bytes written to the output.", lambda c: c.read("bytesWritten")
+        "linelogger_written_bytes_total",
+        "counter",
+        "Bytes written to the output.",
+        lambda c: c.read("bytesWritten"),
+        across="output",
     ),
     MetricSpec(
         "linelogger_write_errors_total",
         "counter",
         "Failed writes and fsyncs of the output (each retry counts).",
         lambda c: c.read("writeErrors"),
+        across="output",
     ),
     MetricSpec(
         "linelogger_output_buffer_bytes",
         "gauge",
         "Bytes of records waiting for the output.",
         lambda c: c.read("outputBufferBytes"),
+        across="output",
     ),
     MetricSpec(
         "linelogger_output_buffer_limit_bytes",
         "gauge",
         "Bytes of records that may wait for the output before input pauses (--buffer).",
         lambda c: c.read("outputBufferLimitBytes"),
+        across="output",
     ),
     MetricSpec(
         "linelogger_fsync_seconds",
         "summary",
         "Time spent in fsync of the output (_count: fsyncs done, _sum: seconds in them).",
         _fsyncs,
+        across="output",
     ),
     MetricSpec("linelogger_chat_members", "gauge", "Chat members connected.", lambda c: c.read("chatMembers")),
     MetricSpec(
-        "linelogger_chat_rooms", "gauge", "Chat rooms that exist (#lobby always does).", lambda c: c.read("chatRooms")
+        "linelogger_chat_rooms",
+        "gauge",
+        "Chat rooms that exist (#lobby always does).",
+        lambda c: c.read("chatRooms"),
+        across="max",
     ),
     MetricSpec(
         "linelogger_chat_deliveries_total",
@@ -193,7 +212,13 @@ METRICS: Tuple[MetricSpec, ...] = (
         "Chat clients disconnected for not reading (--sendq).",
         lambda c: c.slowConsumers if c.read("chatMembers") is not None else None,
     ),
-    MetricSpec("linelogger_redis_up", "gauge", "1 while Redis answers (--redis), else 0.", lambda c: c.read("redisUp")),
+    MetricSpec(
+        "linelogger_redis_up",
+        "gauge",
+        "1 while Redis answers (--redis), else 0.",
+        lambda c: c.read("redisUp"),
+        across="min",
+    ),
     MetricSpec(
         "linelogger_redis_reconnects_total",
         "counter",

@@ -1,116 +1,43 @@
 """
-C{twistd linelogger}: command-line options and the service they build.
+C{twistd linelogger}: the command-line options, and L{makeService}, which
+builds the service from them.
+
+The values of single options are parsed in L{logger_service.optionvalues};
+the parts of the service are built in L{logger_service.assembly}, under the
+root service of L{logger_service.rootservice}.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional
 
 from twisted.application import strports
-from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
-from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted import copyright
 
 from . import __version__, fdlimit
+from .assembly import chatParts, connectionParts, openOutput, workersService
 from .drain import HubService
-from .factory import LineLoggerFactory
-from .filesink import FileSink
 from .framing import FRAMERS, LongLines
-from .hub import Hub
-from .limits import ConnectionLimits, parseNetwork
-from .recorder import Recorder
+from .limits import parseNetwork
+from .optionvalues import (
+    fsyncSetting,
+    nonNegativeNumber,
+    portDescription,
+    positiveNumber,
+    wholeNumber,
+    withBacklog,
+    workerCount,
+)
 from .records import FORMATTERS
-from .sinks import IRecordSink, StreamSink
+from .rootservice import LineLoggerService
 from .startup import StartupError, checkEndpoint
 from .systemd import NotifyService
-from .writer import ThreadWriter
 
 DEFAULT_PORT = "tcp:1234"
-
-if TYPE_CHECKING:
-    from .chatservice import ChatService
-
-log = Logger()
-
-
-def portDescription(value: str) -> str:
-    """
-    Turn a C{--port} value into an endpoint description: C{N} means C{tcp:N}.
-    """
-    return f"tcp:{value}" if value.isdigit() else value
-
-
-BACKLOG_TYPES = frozenset({"tcp", "tcp6", "unix", "ssl"})
-"""Endpoint types that take a C{backlog} argument."""
-
-
-def withBacklog(description: str, backlog: int) -> str:
-    """
-    Add C{backlog=N} to a listening endpoint description that takes one and
-    does not name its own (also inside C{haproxy:}).
-    """
-    kind, _, rest = description.partition(":")
-    if kind == "haproxy":
-        kind = rest.partition(":")[0]
-    if kind in BACKLOG_TYPES and "backlog=" not in description:
-        return f"{description}:backlog={backlog}"
-    return description
-
-
-def wholeNumber(option: str, value: object, minimum: int = 1) -> int:
-    """
-    Parse the value of C{--option} as a whole number of at least C{minimum}.
-
-    @raise usage.UsageError: naming the option, if it is not one.
-    """
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = minimum - 1
-    if number < minimum:
-        raise usage.UsageError(f"--{option} takes a whole number of at least {minimum}, not {value!r}")
-    return number
-
-
-def fsyncSetting(value: str) -> Optional[float]:
-    """
-    Parse C{--fsync}: C{never} (C{None}), C{always} (0), or milliseconds
-    between syncs (in seconds).
-    """
-    if value == "never":
-        return None
-    if value == "always":
-        return 0.0
-    return positiveNumber("fsync", value, "never, always, or a number of milliseconds") / 1000
-
-
-def positiveNumber(option: str, value: object, expected: str = "a number greater than 0") -> float:
-    """
-    Parse the value of C{--option} as a number greater than 0.
-
-    @raise usage.UsageError: naming the option, if it is not one.
-    """
-    try:
-        number = float(str(value))
-    except ValueError:
-        number = 0.0
-    if not 0 < number < float("inf"):
-        raise usage.UsageError(f"--{option} takes {expected}, not {value!r}")
-    return number
-
-
-def nonNegativeNumber(option: str, value: object) -> float:
-    """
-    Parse the value of C{--option} as a number of at least 0 (0: off).
-    """
-    return 0.0 if str(value).strip() in ("0", "0.0") else positiveNumber(option, value, "0 or a positive number")
 
 
 class Options(usage.Options):
@@ -171,7 +98,8 @@ class Options(usage.Options):
             "metrics",
             None,
             None,
-            "Serve Prometheus metrics at /metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1; default: off.",
+            "Serve Prometheus metrics at /metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1; "
+            "with --workers, the totals across the workers; default: off.",
         ],
         [
             "drain-timeout",
@@ -295,8 +223,7 @@ class Options(usage.Options):
             self[name] = nonNegativeNumber(name, self[name])
         self["fsync"] = fsyncSetting(self["fsync"])
         try:
-            # Imported only for more than one worker: memory every process pays.
-            self["workers"] = 1 if str(self["workers"]) == "1" else workerCount(str(self["workers"]))
+            self["workers"] = workerCount(str(self["workers"]))
         except ValueError:
             raise usage.UsageError(
                 f"--workers takes auto or a whole number of at least 1, not {self['workers']!r}"
@@ -305,8 +232,6 @@ class Options(usage.Options):
             raise usage.UsageError(
                 "--chat with --workers above 1 needs --redis: without it each worker would hold rooms of its own"
             )
-        if self["workers"] > 1 and self["metrics"]:
-            raise usage.UsageError("--metrics does not work with --workers above 1 yet")
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
             raise usage.UsageError("--rotate-size and --rotate-keep need --output FILE")
         if self["framing"] not in FRAMERS:
@@ -401,198 +326,6 @@ class TwistdOptions(Options):
             raise SystemExit(f"linelogger: {e}\nRun 'twistd linelogger --help' for the options.") from None
 
 
-def openSink(options: Options) -> IRecordSink:
-    """
-    Open the sink that C{--output} names.
-    """
-    output = options["output"]
-    if output == "-":
-        return StreamSink(sys.stdout.buffer)
-    return FileSink(
-        output,
-        rotateSize=options["rotate-size"] or None,
-        rotateKeep=options["rotate-keep"] or None,
-        durable=options["fsync"] is not None,
-    )
-
-
-class LineLoggerService(MultiService):
-    """
-    The whole service: the hub, then one listener per C{--port}.
-
-    A listener that cannot listen stops twistd with a non-zero exit status
-    and a one-line message instead of a traceback.  (A daemon, whose
-    standard error is gone, logs that line, and hands it to the twistd
-    that waits for it to start, through twistd's start-up pipe.)
-
-    SIGHUP makes the recorder reopen its output (after C{logrotate} moved
-    it), instead of killing the process as it would by default.
-
-    At shutdown the children stop as in a L{MultiService} (all at once, so
-    the hub's drain begins as the listeners close), except those in
-    L{stopsLast}: they stop once all the others have.
-
-    @ivar daemon: whether twistd is daemonizing.
-    @ivar recorder: the recorder whose output SIGHUP reopens.
-    @ivar stopsLast: children that stop only once the others have stopped,
-        such as the metrics, which stay up while the hub drains.
-    @ivar twistdConfig: twistd's own options (its C{statusPipe} and
-        C{pidfile}), or C{None}.
-    """
-
-    def __init__(self, recorder: Recorder, reactor: Any, daemon: bool = False) -> None:
-        MultiService.__init__(self)
-        self.recorder = recorder
-        self.reactor = reactor
-        self.daemon = daemon
-        self.stopsLast: List[IService] = []
-        self.twistdConfig: Any = None
-        self._previousHandler: Any = None
-
-    def startService(self) -> None:
-        """
-        Start, and handle SIGHUP.
-        """
-        MultiService.startService(self)
-        self._previousHandler = signal.signal(signal.SIGHUP, self._hangup)
-
-    def _hangup(self, signum: int, frame: object) -> None:
-        self.reactor.callFromThread(self.recorder.reopen)
-
-    def stopService(self) -> Any:
-        """
-        Stop, and give SIGHUP back.
-        """
-        if self._previousHandler is not None:
-            signal.signal(signal.SIGHUP, self._previousHandler)
-            self._previousHandler = None
-        Service.stopService(self)
-        first = [s for s in reversed(list(self)) if s not in self.stopsLast]
-        stopped = DeferredList([maybeDeferred(s.stopService) for s in first])
-
-        def stopLast(_: object) -> Deferred[Any]:
-            return DeferredList([maybeDeferred(s.stopService) for s in reversed(self.stopsLast)])
-
-        return stopped.addCallback(stopLast)
-
-    def privilegedStartService(self) -> None:
-        """
-        Start listening; exit if any endpoint cannot be listened on.
-        """
-        try:
-            MultiService.privilegedStartService(self)
-        except Exception as e:
-            message = f"linelogger: {listenError(e)}"
-            if self.daemon:
-                log.critical("{message}", message=message)
-                self._daemonFailed(message)
-            raise SystemExit(message) from None
-
-    def _daemonFailed(self, message: str) -> None:
-        """
-        As a daemon, tell the twistd that waits for this one to start (it
-        prints C{message} and exits with status 1), remove the pidfile, and
-        exit, instead of leaving twistd to log a traceback.
-        """
-        config = self.twistdConfig
-        pipe = config.get("statusPipe") if config is not None else None
-        if pipe is None:
-            return
-        # twistd's start-up pipe: "0" for started, "1 MESSAGE" (100 bytes at
-        # most) for failed.
-        os.write(pipe, (b"1 " + message.encode("ascii", "backslashreplace"))[:100])
-        os.close(pipe)
-        config["statusPipe"] = None
-        pidfile = config.get("pidfile")
-        if pidfile:
-            try:
-                os.remove(pidfile)
-            except OSError:
-                pass
-        raise SystemExit(1)
-
-
-def listenError(error: Exception) -> str:
-    """
-    What went wrong when listening, in one line.
-    """
-    if isinstance(error, CannotListenError):
-        return str(error)
-    if isinstance(error, OSError) and error.filename is not None:
-        return f"cannot listen: {error.filename}: {error.strerror}"
-    return f"cannot listen: {error}"
-
-
-def connectionParts(options: Options, recorder: Any, reactor: Any, listeners: int) -> Tuple[Hub, Dict[str, Any], Any]:
-    """
-    What serving connections takes, from the options: the hub (with the
-    connection limits fitted to this process's open-file limit, see
-    L{logger_service.fdlimit}) and the settings of the protocol factory.
-
-    @param listeners: how many listening sockets this process holds.
-    @return: the hub, the factory settings and the descriptor plan.
-    """
-    try:
-        descriptors = fdlimit.fit(options["max-connections"], options["backlog"], listeners)
-    except ValueError as e:
-        raise SystemExit(f"linelogger: {e}") from None
-    if descriptors.message is not None:
-        log.warn("{message}", message=descriptors.message)
-    limits = ConnectionLimits(descriptors.maxConnections, options["max-per-ip"], options["allow"])
-    hub = Hub(recorder, limits, clock=reactor)
-    greeting = options["greeting"]
-    settings: Dict[str, Any] = dict(
-        maxLineLength=options["max-line-length"],
-        longLines=options["long-lines"],
-        greeting=greeting.encode("utf-8") if greeting is not None else None,
-        idleTimeout=options["idle-timeout"],
-        lineTimeout=options["line-timeout"],
-        acceptsPerTurn=descriptors.acceptsPerTurn,
-        maxRate=options["max-rate"],
-        acks=options["ack"],
-        clock=reactor,
-        framing=options["framing"],
-        connectionLog=not options["no-connection-log"],
-        connectionLogRate=options["connection-log-rate"],
-    )
-    return hub, settings, descriptors
-
-
-def chatParts(
-    options: Options, hub: Hub, settings: Dict[str, Any], reactor: Any
-) -> Tuple[LineLoggerFactory, Optional[ChatService], Optional[IService]]:
-    """
-    The protocol factory for the options: the logging one, or with
-    C{--chat} the chat room's (sharing its rooms through Redis with
-    C{--redis}).
-
-    @return: the factory, the chat service or C{None}, and the Redis
-        broker's service (to start first and stop last) or C{None}.
-    """
-    if not options["chat"]:
-        return LineLoggerFactory(hub, **settings), None, None
-    # Imported only in chat mode, like metrics: memory every process pays.
-    from .chatservice import ChatFactory, ChatService
-
-    broker = None
-    if options["redis"]:
-        from .redis.broker import RedisBroker
-
-        broker = RedisBroker(reactor, options["redis"], options["redis-prefix"], options["history"])
-    chat = ChatService(
-        reactor,
-        history=options["history"],
-        floodRate=options["flood-rate"],
-        floodBurst=options["flood-burst"],
-        sendq=options["sendq"],
-        broadcast=broker,
-        state=broker.state if broker is not None else None,
-    )
-    if broker is not None:
-        broker.attach(chat)
-    return ChatFactory(hub, chat, **settings), chat, broker
-
-
 def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerService:
     """
     Build the linelogger service from parsed options.
@@ -608,26 +341,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
 
         reactor = _reactor
     assert reactor is not None
-    try:
-        sink = openSink(options)
-    except OSError as e:
-        raise SystemExit(f"linelogger: cannot open --output {options['output']}: {e.strerror}") from None
-    tail = None
-    if options.get("web-token") is not None:
-        # The tail sees the very bytes the output gets.
-        from .tail import Tail, TeeSink
-
-        tail = Tail(reactor, reactor.callFromThread)  # type: ignore[union-attr]
-        sink = TeeSink(sink, tail)
-    recorder = Recorder(
-        sink,
-        reactor,
-        format=options["format"],
-        writer=ThreadWriter(reactor),  # type: ignore[arg-type]
-        bufferBytes=options["buffer"],
-        fsync=options["fsync"],
-        acks=options["ack"],
-    )
+    recorder, tail = openOutput(options, reactor)
     listeners = len(options["port"]) + (1 if options["metrics"] else 0) + (1 if options["web"] else 0)
     if options.get("workers", 1) > 1:
         # The workers accept, each fitting its own limits to its descriptors
@@ -636,7 +350,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
             fdlimit.fit(options["max-connections"], options["backlog"], listeners)
         except ValueError as e:
             raise SystemExit(f"linelogger: {e}") from None
-        return workersService(options, recorder, reactor)
+        return workersService(options, options.arguments, recorder, reactor)
     hub, settings, descriptors = connectionParts(options, recorder, reactor, listeners)
     factory, chat, broker = chatParts(options, hub, settings, reactor)
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
@@ -675,37 +389,4 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     # Last: it starts once every listener is up (READY=1), and stops first
     # (STOPPING=1).
     NotifyService(hub.counters, reactor).setServiceParent(top)
-    return top
-
-
-def workerCount(value: str) -> int:
-    """
-    Parse C{--workers} (see L{logger_service.workers.workerCount}).
-    """
-    from . import workers
-
-    return workers.workerCount(value)
-
-
-def workersService(options: Options, recorder: Recorder, reactor: Any) -> LineLoggerService:
-    """
-    The service of C{--workers N} (N > 1): this process binds every
-    endpoint and writes the records that N worker processes send (see
-    L{logger_service.workers}).
-    """
-    from .workers import PoolNotifyService, WorkerPool
-
-    top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
-    descriptions = [withBacklog(d, options["backlog"]) for d in options["port"]]
-    pool = WorkerPool(
-        recorder,
-        reactor,
-        descriptions,
-        options["workers"],
-        options.arguments,
-        drainTimeout=options["drain-timeout"],
-        daemon=options.get("daemon", False),
-    )
-    pool.setServiceParent(top)
-    PoolNotifyService(pool, reactor).setServiceParent(top)
     return top

@@ -23,13 +23,11 @@ import itertools
 import os
 import socket
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, cast
 
 from twisted.application.service import Service
-from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.error import CannotListenError
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -37,8 +35,15 @@ from zope.interface import implementer
 from .counters import Counters
 from .interfaces import IRecordListener
 from .recorder import Counts, Recorder
+from .reuseport import bindEndpoint
 from .systemd import NotifyService
-from .worker import BATCH, DONE, LINK_FD, READY, SEQ, MessageProtocol, decodeBatch
+from .workerprocess import WorkerLink, WorkerProcess
+from .workerwire import (
+    LINK_FD,
+)
+
+if TYPE_CHECKING:
+    from .workertotals import WorkerTotals
 
 log = Logger()
 
@@ -50,157 +55,6 @@ LINK_BUFFER = 1 << 20
 
 RESTART_DELAY = 1.0
 """Seconds before replacing a worker that lived less than this."""
-
-
-def usableCores() -> int:
-    """
-    The number of cores this process may run on.
-    """
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def workerCount(value: str) -> int:
-    """
-    Parse C{--workers}: a whole number of at least 1, or C{auto}.
-
-    @raise ValueError: if it is neither.
-    """
-    if value == "auto":
-        return usableCores()
-    number = int(value)
-    if number < 1:
-        raise ValueError(value)
-    return number
-
-
-class ReusePortBinder:
-    """
-    A reactor for endpoint parsers whose C{listenTCP} and C{listenSSL} bind
-    C{count} sockets to the address with C{SO_REUSEPORT}, one per worker,
-    so that the kernel spreads new connections evenly across the workers
-    (a shared socket hands a burst of connects to whichever worker wakes
-    first).  The supervisor keeps them all, never accepting on them: a
-    replaced worker adopts the same socket, and connections queued on it
-    meanwhile wait instead of being lost.  Other listens (UNIX, systemd)
-    bind one socket, which all workers share.
-
-    @ivar ports: the ports of the last C{listenTCP}/C{listenSSL}, or empty.
-    """
-
-    def __init__(self, reactor: Any, count: int) -> None:
-        self._reactor = reactor
-        self._count = count
-        self.ports: List[Any] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reactor, name)
-
-    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
-        family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-        host = interface or ("::" if family == socket.AF_INET6 else "0.0.0.0")
-        for _ in range(self._count):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                sock.bind((host, port))
-                sock.listen(backlog)
-                sock.setblocking(False)
-                # Ephemeral (0): the others take the port the first got.
-                port = sock.getsockname()[1]
-                self.ports.append(self._reactor.adoptStreamPort(sock.fileno(), family, factory))
-            except OSError as e:
-                raise CannotListenError(interface, port, e) from None
-            finally:
-                sock.close()
-        return self.ports[0]
-
-    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = "") -> Any:
-        return self.listenTCP(port, factory, backlog, interface)
-
-
-class WorkerLink(MessageProtocol):
-    """
-    The supervisor's end of one worker's socket: batches in, "written" out.
-    """
-
-    def __init__(self, pool: WorkerPool, worker: WorkerProcess) -> None:
-        MessageProtocol.__init__(self)
-        self.pool = pool
-        self.worker = worker
-        self._done: List[int] = []
-
-    def messageReceived(self, message: bytes) -> None:
-        """
-        Record a batch, or note that the worker listens.
-        """
-        kind = message[:1]
-        if kind == BATCH:
-            seq, records, acks, data = decodeBatch(message)
-            self.pool.recordBatch(self, seq, data, records, acks)
-        elif kind == READY:
-            self.worker.ready = True
-            self.pool.workerReady(self.worker)
-
-    def written(self, seq: int) -> None:
-        """
-        Batch C{seq} is written: tell the worker at the end of this turn.
-        """
-        if not self._done:
-            self.pool.reactor.callLater(0, self._sendDone)
-        self._done.append(seq)
-
-    def _sendDone(self) -> None:
-        done, self._done = self._done, []
-        if self.transport is not None and self.connected:
-            self.sendMessage([DONE, b"".join([SEQ.pack(seq) for seq in done])])
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        """
-        The worker is gone (its exit is handled by its process protocol).
-        """
-        self.pool.linkLost(self)
-
-
-class WorkerProcess(ProcessProtocol):
-    """
-    One worker process: its log lines become the supervisor's, its exit is
-    reported to the pool.
-    """
-
-    def __init__(self, pool: WorkerPool, slot: int, generation: int) -> None:
-        self.pool = pool
-        self.slot = slot
-        self.generation = generation
-        self.ready = False
-        self.started = pool.reactor.seconds()
-        self.exited: Deferred[None] = Deferred()
-        self.link: Optional[WorkerLink] = None
-        self._partial = b""
-
-    def errReceived(self, data: bytes) -> None:
-        """
-        Log what the worker logs, line by line.
-        """
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            if line:
-                log.info("worker {slot}: {line}", slot=self.slot + 1, line=line.decode("utf-8", "replace"))
-
-    outReceived = errReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        """
-        Report the exit to the pool.
-        """
-        if self._partial:
-            self.errReceived(b"\n")
-        self.pool.workerEnded(self, reason)
-        self.exited.callback(None)
 
 
 @implementer(IRecordListener)
@@ -245,6 +99,7 @@ class WorkerPool(Service):
         recorder.listen(self)
         self._links: List[WorkerLink] = []
         self._paused = False
+        self.totals: Optional[WorkerTotals] = None
 
     def privilegedStartService(self) -> None:
         """
@@ -252,18 +107,7 @@ class WorkerPool(Service):
         """
         Service.privilegedStartService(self)
         for description in self.descriptions:
-            binder = ReusePortBinder(self.reactor, self.count)
-            endpoint = endpoints.serverFromString(binder, description)
-            result: List[Any] = []
-            endpoint.listen(Factory.forProtocol(Protocol)).addBoth(result.append)
-            if not result:
-                raise CannotListenError(None, description, "the endpoint did not listen at once")
-            if isinstance(result[0], Failure):
-                result[0].raiseException()
-            ports = binder.ports or [result[0]]
-            for port in ports:
-                port.stopReading()
-            self.ports.append(ports)
+            self.ports.append(bindEndpoint(self.reactor, description, self.count))
 
     def _listening(self, slot: int) -> List[Tuple[int, int]]:
         """
@@ -392,10 +236,34 @@ class WorkerPool(Service):
 
     def linkLost(self, link: WorkerLink) -> None:
         """
-        Forget a worker's socket.
+        Forget a worker's socket: it sends no more, its last counts stay in
+        the totals.
         """
         if link in self._links:
             self._links.remove(link)
+        if self.totals is not None:
+            self.totals.workerEnded((link.worker.slot, link.worker.generation))
+
+    def workerCounters(self, worker: WorkerProcess, values: Dict[str, Any]) -> None:
+        """
+        C{worker} reported its counters: keep them for the totals of
+        C{--metrics}.
+        """
+        if self.totals is not None:
+            self.totals.update((worker.slot, worker.generation), values)
+
+    def register(self, counters: Counters) -> None:
+        """
+        Register what C{counters} read of the one output this process writes.
+        """
+        recorder = self.recorder
+        counters.register("recordsWritten", lambda: recorder.recordsWritten)
+        counters.register("bytesWritten", lambda: recorder.bytesWritten)
+        counters.register("writeErrors", lambda: recorder.writeErrors)
+        counters.register("outputBufferBytes", lambda: recorder.pendingBytes)
+        counters.register("outputBufferLimitBytes", lambda: recorder.bufferBytes)
+        counters.register("syncs", lambda: recorder.syncs)
+        counters.register("syncSeconds", lambda: recorder.syncSeconds)
 
     def stopService(self) -> Deferred[None]:
         """
@@ -445,8 +313,8 @@ class PoolNotifyService(NotifyService):
     status and watchdog pings as with one process.
     """
 
-    def __init__(self, pool: WorkerPool, clock: Any) -> None:
-        NotifyService.__init__(self, Counters(), clock)
+    def __init__(self, pool: WorkerPool, counters: Counters, clock: Any) -> None:
+        NotifyService.__init__(self, counters, clock)
         self.pool = pool
 
     def startService(self) -> None:
@@ -459,5 +327,5 @@ class PoolNotifyService(NotifyService):
         """
         The supervisor's counts: C{2 workers, 3456 records written}.
         """
-        pool = self.pool
-        return f"{len(pool.workers)} workers, {pool.recorder.recordsWritten} records written"
+        written = int(self.counters.read("recordsWritten") or 0)
+        return f"{len(self.pool.workers)} workers, {written} records written"

@@ -21,8 +21,10 @@ from logger_service import __version__, fdlimit
 from logger_service.drain import HubService
 from logger_service.factory import LineLoggerFactory
 from logger_service.framing import LongLines
+from logger_service.optionvalues import withBacklog
+from logger_service.rootservice import LineLoggerService
 from logger_service.startup import StartupError, checkEndpoint, endpointType
-from logger_service.tap import LineLoggerService, Options, TwistdOptions, makeService, withBacklog
+from logger_service.tap import Options, TwistdOptions, makeService
 
 
 class Reactor(MemoryReactorClock):

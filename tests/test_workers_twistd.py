@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service.tap import Options
 
+from .test_metrics import Samples, fetch, parse
 from .twistd_helpers import LineLogger, freePort, makeTempDir, recvUntil, runTwistd, waitFor
 
 WORKERS = 2
@@ -111,6 +112,15 @@ class OptionsTests(SynchronousTestCase):
         options = Options()
         error = self.assertRaises(UsageError, options.parseOptions, ["--chat", "--workers", "2"])
         self.assertIn("--redis", str(error))
+
+    def test_metrics(self) -> None:
+        """
+        C{--metrics} goes with C{--workers}: the supervisor serves the
+        totals.
+        """
+        options = Options()
+        options.parseOptions(["--workers", "2", "--metrics", "tcp:9100:interface=127.0.0.1"])
+        self.assertEqual((options["workers"], options["metrics"]), (2, "tcp:9100:interface=127.0.0.1"))
 
 
 class WorkersTests(SynchronousTestCase):
@@ -367,6 +377,70 @@ class WorkersTests(SynchronousTestCase):
         os.kill(pid, signal.SIGTERM)
         waitFor("the supervisor and workers gone", lambda: None if any(map(alive, [pid, *workers])) else True, 60)
         self.assertFalse(os.path.exists(pidfile))
+
+    def test_metricsTotals(self) -> None:
+        """
+        With C{--metrics}, the one C{/metrics} shows the totals across the
+        workers: every line and connection, whichever worker served it; and
+        a killed worker's counts stay in them.
+        """
+        metricsPort = freePort()
+        server = LineLogger(
+            self,
+            *("--workers", str(WORKERS), "--format", "json"),
+            *("--metrics", f"tcp:{metricsPort}:interface=127.0.0.1"),
+            # No probing connection: the counts are the test's own.
+            probe=False,
+        )
+        server.twistd.waitForLog(f"All {WORKERS} workers listen", timeout=30)
+        clients = [server.connect() for _ in range(50)]
+        sent = 0
+        for i, client in enumerate(clients):
+            client.sendall(b"".join(f"metrics {i} {n}\n".encode() for n in range(i % 4 + 1)))
+            sent += i % 4 + 1
+        records = [json.loads(r) for r in server.waitForRecords(sent, timeout=30)]
+        served = Counter(workerOf(r["conn"]) for r in records)
+        self.assertEqual(sorted(served), [1, 2], f"connections per worker: {dict(served)}")
+        last: Samples = {}
+
+        def totals(lines: int, connections: int, open: int) -> Optional[Samples]:
+            nonlocal last
+            try:
+                last = parse(fetch(metricsPort)[2])[0]
+            except OSError:
+                return None
+            expected = {
+                "linelogger_lines_received_total": lines,
+                "linelogger_connections_total": connections,
+                "linelogger_connections_open": open,
+                "linelogger_records_written_total": lines,
+            }
+            return last if all(last.get(key) == value for key, value in expected.items()) else None
+
+        try:
+            samples = waitFor("the totals", lambda: totals(sent, 50, 50), timeout=30, interval=0.1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last scrape: {last}") from None
+        self.assertEqual(samples["linelogger_received_bytes_total"], sum(len(r["line"]) + 1 for r in records))
+        self.assertEqual(samples["linelogger_written_bytes_total"], len(server.output()))
+        for client in clients:
+            client.close()
+        waitFor("no connection open", lambda: totals(sent, 50, 0), timeout=30, interval=0.1)
+
+        # A killed worker's counts stay; its replacement's add to them.
+        os.kill(workerPids(server.log())[1], signal.SIGKILL)
+        server.twistd.waitForLog("worker 1: LineLoggerFactory starting", count=2, timeout=30)
+        more = [server.connect() for _ in range(10)]
+        for client in more:
+            client.sendall(b"after\n")
+            client.close()
+        try:
+            waitFor(
+                "the totals after a worker was replaced", lambda: totals(sent + 10, 60, 0), timeout=30, interval=0.1
+            )
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last scrape: {last}") from None
+        self.assertEqual(server.stop(), -signal.SIGTERM)
 
     def test_haproxyWrapper(self) -> None:
         """
