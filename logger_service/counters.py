@@ -12,7 +12,10 @@ registers (L{Counters.register}); L{logger_service.metrics} lists which.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional
+
+if TYPE_CHECKING:
+    from .interfaces import IRecorder
 
 Reading = Callable[[], Optional[float]]
 """A registered reading: returns the current value, or C{None} for none."""
@@ -72,3 +75,16 @@ class Counters:
         """
         reading = self._readings.get(name)
         return reading() if reading is not None else None
+
+    def registerOutput(self, recorder: IRecorder) -> None:
+        """
+        From now on, the output's readings are those of C{recorder}: the one
+        recorder of this process that writes the output.
+        """
+        self.register("recordsWritten", lambda: recorder.recordsWritten)
+        self.register("bytesWritten", lambda: recorder.bytesWritten)
+        self.register("writeErrors", lambda: recorder.writeErrors)
+        self.register("outputBufferBytes", lambda: recorder.pendingBytes)
+        self.register("outputBufferLimitBytes", lambda: recorder.bufferBytes)
+        self.register("syncs", lambda: recorder.syncs)
+        self.register("syncSeconds", lambda: recorder.syncSeconds)

@@ -77,13 +77,7 @@ class Hub:
         counters.register("inputPaused", lambda: 1 if self.inputPaused else 0)
         counters.register("openOversizeLines", lambda: sum(counts[0] for counts in self._openLineCounts()))
         counters.register("openDroppedBytes", lambda: sum(counts[1] for counts in self._openLineCounts()))
-        counters.register("recordsWritten", lambda: recorder.recordsWritten)
-        counters.register("bytesWritten", lambda: recorder.bytesWritten)
-        counters.register("writeErrors", lambda: recorder.writeErrors)
-        counters.register("outputBufferBytes", lambda: recorder.pendingBytes)
-        counters.register("outputBufferLimitBytes", lambda: recorder.bufferBytes)
-        counters.register("syncs", lambda: recorder.syncs)
-        counters.register("syncSeconds", lambda: recorder.syncSeconds)
+        counters.registerOutput(recorder)
 
     def _openLineCounts(self) -> List[Tuple[int, int]]:
         """

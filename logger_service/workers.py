@@ -256,14 +256,7 @@ class WorkerPool(Service):
         """
         Register what C{counters} read of the one output this process writes.
         """
-        recorder = self.recorder
-        counters.register("recordsWritten", lambda: recorder.recordsWritten)
-        counters.register("bytesWritten", lambda: recorder.bytesWritten)
-        counters.register("writeErrors", lambda: recorder.writeErrors)
-        counters.register("outputBufferBytes", lambda: recorder.pendingBytes)
-        counters.register("outputBufferLimitBytes", lambda: recorder.bufferBytes)
-        counters.register("syncs", lambda: recorder.syncs)
-        counters.register("syncSeconds", lambda: recorder.syncSeconds)
+        counters.registerOutput(self.recorder)
 
     def stopService(self) -> Deferred[None]:
         """
