@@ -127,6 +127,8 @@ class Client:
     A chat member's client that keeps what it is sent.
     """
 
+    encoder = None
+
     def __init__(self) -> None:
         self.received: List[bytes] = []
 
