@@ -3,13 +3,10 @@ The line-logging protocol: a thin adapter from a transport to the hub.
 
 L{LineLoggerProtocol} is a L{LineReceiver} whose C{dataReceived} frames a
 whole received chunk at once with a L{LineFramer} and records the lines in
-one batch.  A connection that does more with its input (a chat member's)
-has a session, made by the factory's C{sessions} once the connection
-starts: the protocol hands it the chunks and the lines, and it records
-them through the protocol (L{ISessionConnection}).  Without a session, the
-lines are recorded at once.  C{lineReceived} records one line;
-C{setRawMode} and C{rawDataReceived} work as in L{LineReceiver}, taking
-effect from the next chunk received.
+one batch, or hands chunks and lines to the connection's session (an
+L{ISession} the factory's C{sessions} made: a chat member's), which records
+them through L{LineLoggerProtocol.record}.  C{setRawMode} and
+C{rawDataReceived} work as in L{LineReceiver}, from the next chunk.
 """
 
 from __future__ import annotations
@@ -127,8 +124,7 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
     @property
     def finished(self) -> bool:
         """
-        Whether the connection takes no lines: not started yet (or
-        refused), or finished.
+        Whether the connection takes no lines: not (yet) started, or done.
         """
         return self._finished
 
@@ -252,8 +248,7 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
 
     def frame(self, data: bytes) -> None:
         """
-        Frame C{data} into lines, and record them or hand them to the
-        session.
+        Frame C{data}; record the lines, or hand them to the session.
         """
         framer = self.framer
         # No framer: nothing was held, so a line this chunk leaves
@@ -302,10 +297,7 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
 
     def linesReceived(self, lines: Sequence[bytes]) -> None:
         """
-        A batch of lines received together: record them, or hand them to
-        the session.
-
-        @param lines: lines without their terminators, in order.
+        Lines received together: record them, or hand them to the session.
         """
         if self.session is None:
             self.record(lines)
