@@ -518,3 +518,23 @@ class FramesTests(SynchronousTestCase):
         data = b"<a> hi\r\n" * 3
         self.assertIs(frames(data), frames(data))
         self.assertEqual(frames(b"<a> hi\r\n" * 3), frames(data))
+
+    def test_messageTransport(self) -> None:
+        """
+        A WebSocket's L{LineTransport} is an L{IMessageTransport}: the chat
+        session of a browser takes its encoder, and lines handed over with
+        their frames are sent without framing them again.
+        """
+        from zope.interface.verify import verifyObject
+
+        from logger_service.interfaces import IMessageTransport
+        from logger_service.webchat import LineTransport, frameMessages
+
+        tcp = StringTransport()
+        transport = LineTransport(object(), tcp)
+        self.assertTrue(verifyObject(IMessageTransport, transport))
+        self.assertIs(transport.encodeMessages, frameMessages)
+        data = b"<a> hi\r\n"
+        transport.encoded(data, b"FRAMED")
+        transport.write(data)
+        self.assertEqual(tcp.value(), b"FRAMED")
