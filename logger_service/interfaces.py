@@ -239,8 +239,9 @@ class ISessionConnection(IConnection):
 class ISession(Interface):
     """
     What a connection hands its input to when it does more with it than
-    record it: a chat member's session.  A connection without one records
-    its lines itself.
+    record it: a chat member's session.  The factory's C{sessions} makes
+    one for each connection as it starts (once admitted).  A connection
+    without one records its lines itself.
     """
 
     def dataReceived(data: bytes) -> None:
