@@ -25,6 +25,7 @@ from logger_service.protocol import LineLoggerProtocol
 from logger_service.recorder import Recorder
 from logger_service.sendqueue import SendQueue
 
+from .chatclients import RecordingClient
 from .memory import MemorySink, hubOf
 
 
@@ -403,6 +404,24 @@ class SessionTests(ChatTestCase):
         assert member is not None
         self.assertIs(member.client, session)
         self.assertIsNone(session.encoder)
+
+    def test_anyClientIsAMember(self) -> None:
+        """
+        Any L{IChatMember} can be a member, next to the sessions of
+        connections here (one connected elsewhere, say): it hears the room
+        and is told to quit.
+        """
+        pa, a = self.connect()
+        self.received(a)
+        other = RecordingClient()
+        member = self.chat.connect(1000, other)
+        pa.dataReceived(b"hello\n")
+        self.clock.advance(0)
+        self.assertIn(b"<guest1> hello\r\n", b"".join(other.received))
+        self.assertEqual(self.received(a), ["* guest2 joined"])
+        self.chat.say(member, b"/quit")
+        self.assertEqual(len(other.quits), 1)
+        self.assertEqual(self.received(a), ["* guest2 left (quit)"])
 
     def test_refusedHasNoSession(self) -> None:
         """
