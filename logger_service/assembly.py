@@ -29,7 +29,7 @@ from .sinks import IRecordSink, StreamSink
 from .writer import ThreadWriter
 
 if TYPE_CHECKING:
-    from .chatservice import ChatService
+    from .chatsession import Chat
     from .tail import Tail
 
 # Logged under the name of the plugin's module, as all start-up messages are.
@@ -111,7 +111,7 @@ def connectionParts(options: Options, recorder: Any, reactor: Any, listeners: in
         acks=options["ack"],
         clock=reactor,
         framing=options["framing"],
-        connectionLog=not options["no-connection-log"],
+        logConnections=not options["no-connection-log"],
         connectionLogRate=options["connection-log-rate"],
     )
     return hub, settings, descriptors
@@ -119,26 +119,26 @@ def connectionParts(options: Options, recorder: Any, reactor: Any, listeners: in
 
 def chatParts(
     options: Options, hub: Hub, settings: Dict[str, Any], reactor: Any
-) -> Tuple[LineLoggerFactory, Optional[ChatService], Optional[IService]]:
+) -> Tuple[LineLoggerFactory, Optional[Chat], Optional[IService]]:
     """
     The protocol factory for the options: the logging one, or with
     C{--chat} the chat room's (sharing its rooms through Redis with
     C{--redis}).
 
-    @return: the factory, the chat service or C{None}, and the Redis
+    @return: the factory, the chat or C{None}, and the Redis
         broker's service (to start first and stop last) or C{None}.
     """
     if not options["chat"]:
         return LineLoggerFactory(hub, **settings), None, None
     # Imported only in chat mode, like metrics: memory every process pays.
-    from .chatservice import ChatFactory, ChatService
+    from .chatsession import Chat
 
     broker = None
     if options["redis"]:
         from .redis.broker import RedisBroker
 
         broker = RedisBroker(reactor, options["redis"], options["redis-prefix"], options["history"])
-    chat = ChatService(
+    chat = Chat(
         reactor,
         history=options["history"],
         floodRate=options["flood-rate"],
@@ -146,10 +146,11 @@ def chatParts(
         sendq=options["sendq"],
         broadcast=broker,
         state=broker.state if broker is not None else None,
+        counters=hub.counters,
     )
     if broker is not None:
         broker.attach(chat)
-    return ChatFactory(hub, chat, **settings), chat, broker
+    return LineLoggerFactory(hub, sessions=chat.session, **settings), chat, broker
 
 
 def workersService(options: Options, arguments: Sequence[str], recorder: Recorder, reactor: Any) -> LineLoggerService:

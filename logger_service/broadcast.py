@@ -10,20 +10,21 @@ into one block of bytes, which every member receives in one write (a member
 that sent some of them gets the block without its own).
 
 A member whose client sends lines in another form (a WebSocket's text
-frames) may say how, so that a member that sent some of the messages gets
+frames) says how (its C{encoder}), so that a member that sent some of the messages gets
 the room's encoded block without them, encoded once per room and turn,
 rather than a block of its own to encode (see L{LocalBroadcast}).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import Interface, implementer
 
 if TYPE_CHECKING:
-    from .chat import Member, Room
+    from .chatstate import Member, Room
+    from .interfaces import IChatMember
 
 
 class IBroadcast(Interface):
@@ -57,13 +58,11 @@ class LocalBroadcast:
     """
     Deliver to the members of rooms in this process, once per reactor turn.
 
-    Each member's C{client} must have a C{deliver(data: bytes)} method.  Its
-    class may also have an C{encodeMessages} function (an L{Encoder}) and a
-    C{deliverEncoded(data: bytes, encoded: bytes)} method: a member that
-    sent some of a turn's messages then gets the others' through
-    C{deliverEncoded}, with their encoding cut out of the turn's messages
-    encoded once (the members that sent none get the turn's block, whose
-    encoding their clients can remember).
+    Each member's C{client} is an L{IChatMember}.  One whose C{encoder} (an
+    L{Encoder}) is not C{None}, having sent some of a turn's messages, gets
+    the others' through C{deliverEncoded}, with their encoding cut out of
+    the turn's messages encoded once (the members that sent none get the
+    turn's block, whose encoding their clients can remember).
 
     @ivar deliveries: messages delivered to members so far.
     """
@@ -112,34 +111,22 @@ class LocalBroadcast:
             position = end
         delivered = len(outbox) * len(members)
         encoded: Optional[_Encoded] = None
-        plain: Optional[type] = None  # the last client class without an encoder
         for member in members:
             spans = own.get(member.id)
+            client = member.client
             if spans is None:
-                member.client.deliver(blob)  # type: ignore[attr-defined]
+                client.deliver(blob)
                 continue
             delivered -= len(spans)
-            client: Any = member.client
-            kind = type(client)
-            if kind is not plain:
-                encode = getattr(kind, "encodeMessages", None)
-                if encode is None:
-                    plain = kind
-                else:
-                    if encoded is None:
-                        encoded = _Encoded(blob, outbox)
-                    encoded.deliver(client, encode, spans)
-                    continue
-            pieces = []
-            position = 0
-            for start, end in spans:
-                if start > position:
-                    pieces.append(blob[position:start])
-                position = end
-            if position < len(blob):
-                pieces.append(blob[position:])
-            if pieces:
-                client.deliver(b"".join(pieces))
+            encode = client.encoder
+            if encode is not None:
+                if encoded is None:
+                    encoded = _Encoded(blob, outbox)
+                encoded.deliver(client, encode, spans)
+                continue
+            data = _without(blob, spans)
+            if data:
+                client.deliver(data)
         self.deliveries += delivered
 
 
@@ -164,7 +151,7 @@ class _Encoded:
             self.index[position] = index
             position += len(message)
 
-    def deliver(self, client: Any, encode: Encoder, spans: List[Tuple[int, int]]) -> None:
+    def deliver(self, client: IChatMember, encode: Encoder, spans: List[Tuple[int, int]]) -> None:
         """
         Deliver to C{client} the messages not at C{spans}, with their
         encoding by C{encode}.

@@ -18,7 +18,7 @@ from zope.interface import implementer
 from .broadcast import IBroadcast, LocalBroadcast
 
 if TYPE_CHECKING:
-    from .chatservice import ChatService
+    from .chatsession import Chat
 
 
 class IBroker(IBroadcast):
@@ -27,7 +27,7 @@ class IBroker(IBroadcast):
     they are connected.
     """
 
-    def attach(chat: ChatService) -> None:
+    def attach(chat: Chat) -> None:
         """
         Serve C{chat}: deliver what other processes publish to its members.
         """
@@ -39,7 +39,7 @@ class LocalBroker(LocalBroadcast):
     The broker of a chat in one process: rooms are this process's alone.
     """
 
-    def attach(self, chat: ChatService) -> None:
+    def attach(self, chat: Chat) -> None:
         """
         Nothing to do: every member is local.
         """

@@ -5,7 +5,7 @@ building their protocols.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
@@ -15,7 +15,7 @@ from .connlog import ConnectionLog
 from .counters import Counters
 from .fdlimit import AcceptPacer
 from .framing import FRAMERS, LongLines
-from .interfaces import IHub
+from .interfaces import IHub, ISession, ISessionConnection
 from .protocol import LineLoggerProtocol
 
 log = Logger()
@@ -41,15 +41,18 @@ class LineLoggerFactory(Factory):
     @ivar acks: whether clients are told C{ok N} as their lines are written.
     @ivar clock: the reactor, for timeouts and rates (the hub's clock
         unless another is given).
-    @ivar connectionLog: whether connections and disconnections are logged.
+    @ivar logConnections: whether connections and disconnections are
+        logged.
     @ivar connectionLogRate: connections per second logged one by one (the
         rest are counted and summed up once a second); 0: every one.
     @ivar connectionLogger: logs connections and disconnections, or
-        C{None} without C{connectionLog}.
+        C{None} without C{logConnections}.
     @ivar framing: how lines end: C{lf}, C{nul}, C{octet} or C{auto} (see
         L{logger_service.framing}).
     @ivar acceptPacer: paces the listeners' accepts where the open-file
         limit is short, or C{None}.
+    @ivar sessions: makes the session (L{ISession}) of each connection as
+        it starts (a chat's), or C{None}: connections only record.
     """
 
     noisy = False
@@ -65,10 +68,11 @@ class LineLoggerFactory(Factory):
         acks: bool = False,
         clock: Optional[IReactorTime] = None,
         framing: str = "lf",
-        connectionLog: bool = True,
+        logConnections: bool = True,
         connectionLogRate: float = 20.0,
         lineTimeout: float = 0,
         acceptsPerTurn: int = 0,
+        sessions: Optional[Callable[[ISessionConnection], ISession]] = None,
     ) -> None:
         self.hub = hub
         self.counters: Counters = hub.counters
@@ -80,7 +84,7 @@ class LineLoggerFactory(Factory):
         self.maxRate = maxRate
         self.acks = acks
         self.framing = framing
-        self.connectionLog = connectionLog
+        self.logConnections = logConnections
         self.connectionLogRate = connectionLogRate
         self.makeFramer = FRAMERS[framing]
         if clock is None:
@@ -88,7 +92,8 @@ class LineLoggerFactory(Factory):
         self.clock = clock
         self.acceptPacer: Optional[AcceptPacer] = AcceptPacer(acceptsPerTurn) if acceptsPerTurn else None
         self.connectionLogger: Optional[ConnectionLog] = None
-        if connectionLog:
+        self.sessions = sessions
+        if logConnections:
             self.connectionLogger = ConnectionLog(clock, connectionLogRate, logger=log)
 
     def stopFactory(self) -> None:

@@ -10,17 +10,24 @@ recorder know each other only through these, so that another class can
 take one's place: in a worker process, the recorder that forwards records
 to the supervisor; with C{--workers}, the supervisor's pool as the
 recorder's listener.
+
+A connection that does more with its input than record it (a chat
+member's) hands it to a session (L{ISession}), which records it through
+the connection (L{ISessionConnection}).  The chat knows its members'
+clients only as L{IChatMember}s: a session of a TCP or WebSocket
+connection here, or a member connected elsewhere.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet.interfaces import IPushProducer, ISystemHandle, ITCPTransport
 from zope.interface import Attribute, Interface, implementer
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
+    from twisted.python.failure import Failure
 
     from .records import RecordContext
 
@@ -200,4 +207,121 @@ class NoListener:
     def durable(self, counts: Dict[int, int]) -> None:
         """
         Nobody to tell.
+        """
+
+
+class ISessionConnection(IConnection):
+    """
+    What a session (L{ISession}) knows of its connection.
+    """
+
+    context = Attribute("The connection's L{logger_service.records.RecordContext}: its id and peer.")
+
+    def frame(data: bytes) -> None:
+        """
+        Frame C{data}, input of the client's, into lines, and hand them to
+        the session's L{ISession.lines}.
+        """
+
+    def record(lines: Sequence[bytes]) -> None:
+        """
+        Record C{lines} as received on this connection now (counted, and
+        within C{--max-rate}).
+        """
+
+    def label(fields: Dict[str, str]) -> None:
+        """
+        The connection's records carry C{fields} from now on (a chat
+        member's nickname and room).
+        """
+
+
+class ISession(Interface):
+    """
+    What a connection hands its input to when it does more with it than
+    record it: a chat member's session.  The factory's C{sessions} makes
+    one for each connection as it starts (once admitted).  A connection
+    without one records its lines itself.
+    """
+
+    def dataReceived(data: bytes) -> None:
+        """
+        A chunk of the client's input: take out what is not lines (Telnet
+        commands) and hand the rest to the connection's
+        L{ISessionConnection.frame}.
+        """
+
+    def lines(lines: Sequence[bytes]) -> None:
+        """
+        Lines received: record every one (L{ISessionConnection.record}),
+        when and in what batches the session decides.
+        """
+
+    def drain() -> None:
+        """
+        A shutdown is reading what the client sent: stop holding its input.
+        """
+
+    def finishing(reason: str) -> None:
+        """
+        The connection is finishing for C{reason}: what is held is framed
+        now; lines that come from now on are only recorded.
+        """
+
+    def lost(reason: Failure) -> None:
+        """
+        The connection is gone, for C{reason}.
+        """
+
+
+class IChatMember(Interface):
+    """
+    A chat member's client, to which the chat sends text: the session of a
+    TCP or WebSocket connection here, or a member connected elsewhere.
+    """
+
+    encoder = Attribute(
+        "How the client encodes a turn's messages (a L{logger_service.broadcast.Encoder}), or None: "
+        "then it gets plain bytes only."
+    )
+
+    def deliver(data: bytes) -> None:
+        """
+        Send C{data}, CRLF-ended lines, to the client.
+        """
+
+    def deliverEncoded(data: bytes, encoded: bytes) -> None:
+        """
+        Send C{data}, CRLF-ended lines, whose encoding by C{encoder} is
+        C{encoded}.
+        """
+
+    def quit(reason: str) -> None:
+        """
+        The member left (C{/quit}): close once what it was sent is out.
+        """
+
+    def changed() -> None:
+        """
+        The member's nickname or room changed: its records carry the new
+        ones from now on.
+        """
+
+
+class IMessageTransport(Interface):
+    """
+    A transport that sends each line as one message of its own (a
+    WebSocket's text frames): a turn's messages are encoded once for all
+    the clients on such transports.
+    """
+
+    def encodeMessages(block: bytes, messages: Sequence[bytes]) -> Optional[Tuple[bytes, List[int]]]:
+        """
+        A turn's messages encoded (a L{logger_service.broadcast.Encoder}).
+        """
+
+    def encoded(data: bytes, encoded: bytes) -> None:
+        """
+        C{data}, about to be written, is C{encoded}: the write need not
+        encode it again.
         """

@@ -40,7 +40,7 @@ from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
-from .chatservice import ChatService
+from .chatsession import Chat
 from .counters import Counters
 from .hub import Hub
 
@@ -292,7 +292,7 @@ class LineLoggerCollector:
                 yield family(spec, value)
 
 
-def makeRegistry(hub: Hub, chat: Optional[ChatService] = None, process: bool = False) -> CollectorRegistry:
+def makeRegistry(hub: Hub, chat: Optional[Chat] = None, process: bool = False) -> CollectorRegistry:
     """
     A fresh registry holding a L{LineLoggerCollector} for the counters of
     C{hub} (and of C{chat}, whose readings it registers there).
@@ -366,7 +366,7 @@ def metricsSite(registry: CollectorRegistry, reactor: Any = None) -> MetricsSite
     return MetricsSite(root, reactor=reactor)
 
 
-def metricsService(description: str, hub: Hub, chat: Optional[ChatService], reactor: Any) -> IService:
+def metricsService(description: str, hub: Hub, chat: Optional[Chat], reactor: Any) -> IService:
     """
     The service that serves C{hub}'s (and C{chat}'s) metrics at
     C{/metrics} on the endpoint C{description}, e.g.

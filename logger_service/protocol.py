@@ -2,16 +2,16 @@
 The line-logging protocol: a thin adapter from a transport to the hub.
 
 L{LineLoggerProtocol} is a L{LineReceiver} whose C{dataReceived} frames a
-whole received chunk at once with a L{LineFramer} and hands the lines to
-L{LineLoggerProtocol.linesReceived}.  Subclasses may override
-C{linesReceived} (a batch) or call C{lineReceived} (one line); C{setRawMode}
-and C{rawDataReceived} work as in L{LineReceiver}, taking effect from the
-next chunk received.
+whole received chunk at once with a L{LineFramer} and records the lines in
+one batch, or hands chunks and lines to the connection's session (an
+L{ISession} the factory's C{sessions} made: a chat member's), which records
+them through L{LineLoggerProtocol.record}.  C{setRawMode} and
+C{rawDataReceived} work as in L{LineReceiver}, from the next chunk.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .framing import Framer
-from .interfaces import IConnection, IStreamTransport
+from .interfaces import ISession, ISessionConnection, IStreamTransport
 from .limits import TokenBucket
 from .longlines import LongLinePolicy
 from .proxyheader import ProxyHeaderWait
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = Logger()
 
 
-@implementer(IConnection)
+@implementer(ISessionConnection)
 class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
     """
     Record every line a client sends.
@@ -46,6 +46,8 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
         (C{--long-lines close}): C{"after acks"} while the lines before
         are still to be acknowledged, then C{"now"} once the client was told
         why.  Nothing it sends from then on is read.
+    @ivar session: what the connection hands its input to (L{ISession}), or
+        C{None}: its lines are recorded at once.
     """
 
     delimiter = b"\n"
@@ -71,6 +73,7 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
         # Whether this connection was logged one by one (see ConnectionLog).
         self._connectionLogged = False
         self.closing: Optional[str] = None
+        self.session: Optional[ISession] = None
 
     def callLater(self, period: float, func: Callable[[], Any]) -> IDelayedCall:
         """
@@ -115,6 +118,21 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
         connectionLogger = factory.connectionLogger
         if connectionLogger is not None:
             self._connectionLogged = connectionLogger.connected(self.context)
+        if factory.sessions is not None:
+            self.session = factory.sessions(self)
+
+    @property
+    def finished(self) -> bool:
+        """
+        Whether the connection takes no lines: not (yet) started, or done.
+        """
+        return self._finished
+
+    def label(self, fields: Dict[str, str]) -> None:
+        """
+        This connection's records carry C{fields} from now on.
+        """
+        self.context.extra = fields
 
     def pauseReading(self, reason: str) -> None:
         """
@@ -220,11 +238,18 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
         if self.timeOut:
             self.resetTimeout()
         if self.line_mode:
-            self._frame(data)
+            session = self.session
+            if session is None:
+                self.frame(data)
+            else:
+                session.dataReceived(data)
         else:
             self.rawDataReceived(data)
 
-    def _frame(self, data: bytes) -> None:
+    def frame(self, data: bytes) -> None:
+        """
+        Frame C{data}; record the lines, or hand them to the session.
+        """
         framer = self.framer
         # No framer: nothing was held, so a line this chunk leaves
         # unfinished is a new one.
@@ -234,7 +259,11 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
             framer = self.framer = factory.makeFramer(factory.maxLineLength, factory.longLines)
         lines = framer.feed(data)
         if lines:
-            self.linesReceived(lines)
+            session = self.session
+            if session is None:
+                self.record(lines)
+            else:
+                session.lines(lines)
         if framer.oversizeLines and not self._warnedLong:
             self._longLine()
         if not self._framingChecked and framer.framingErrors:
@@ -261,11 +290,23 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
         """
         self.line_mode = 1
         if extra:
-            self._frame(extra)
+            if self.session is None:
+                self.frame(extra)
+            else:
+                self.session.dataReceived(extra)
 
     def linesReceived(self, lines: Sequence[bytes]) -> None:
         """
-        Record a batch of lines received together.
+        Lines received together: record them, or hand them to the session.
+        """
+        if self.session is None:
+            self.record(lines)
+        else:
+            self.session.lines(lines)
+
+    def record(self, lines: Sequence[bytes]) -> None:
+        """
+        Record a batch of lines received now, within C{--max-rate}.
 
         @param lines: lines without their terminators, in order.
         """
@@ -307,6 +348,8 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
         A shutdown is reading what this client sent before it: call
         C{done()} once, when this connection is finished or lost.
         """
+        if self.session is not None:
+            self.session.drain()
         self._drained = done
 
     def _drainDone(self) -> None:
@@ -322,6 +365,8 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
         """
         if self._finished:
             return
+        if self.session is not None:
+            self.session.finishing(reason)
         self._finished = True
         self.setTimeout(None)
         self._stopLineTimer()
@@ -349,6 +394,8 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
         """
         Record a last unterminated line, and log the disconnection.
         """
+        if self.session is not None:
+            self.session.lost(reason)
         if self._awaitingProxyHeader:
             self._proxyHeaderMissing()
         if not self._finished:

@@ -324,7 +324,7 @@ def webResource(chatFactory: Any, tail: Optional[Tail], token: Optional[bytes]) 
     """
     The whole site: C{/}, C{/ws}, C{/tail}, C{/static/}.
 
-    @param chatFactory: the chat's L{ChatFactory}, or C{None} without
+    @param chatFactory: the factory of chat connections, or C{None} without
         C{--chat}.
     @param tail: the tail, or C{None} when there is no token.
     """

@@ -1,8 +1,8 @@
 """
 Chat over WebSocket: a browser as one more member of the chat room.
 
-Each WebSocket connection drives an ordinary L{ChatProtocol} through a
-L{LineTransport}: every text message the browser sends is one line (as if
+Each WebSocket connection drives an ordinary chat connection (the logging
+protocol with its L{ChatSession}) through a L{LineTransport}: every text message the browser sends is one line (as if
 it had been typed on a TCP connection, terminator added), and every line the
 chat sends is one text message (without its CRLF).  So a browser gets the
 same lines and commands as a telnet user, and is recorded, flood-limited,
@@ -25,8 +25,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 from wsproto.utilities import LocalProtocolError
+from zope.interface import implementer
 
-from .chatservice import ChatFactory, ChatProtocol
+from .factory import LineLoggerFactory
+from .interfaces import IMessageTransport
+from .protocol import LineLoggerProtocol
 from .sendnow import sendNow
 from .twistedprivate import webSocketTCP
 
@@ -43,7 +46,7 @@ _LAST: List[bytes] = [b"", b""]
 """The last block of lines framed, and its frames."""
 
 _MEMBER: List[bytes] = [b"", b""]
-"""The last lines handed over with their frames (L{WebChatProtocol.deliverEncoded})."""
+"""The last lines handed over with their frames (L{LineTransport.encoded})."""
 
 
 _SHORT = [bytes((0x81, size)) for size in range(126)]
@@ -69,7 +72,7 @@ def frames(lines: bytes) -> bytes:
     A room's messages of one turn reach most members as the same bytes
     object: they are framed once, not once per member.  A member that sent
     some of them gets the others' with their frames, cut out of the turn's
-    frames (L{frameMessages}, L{WebChatProtocol.deliverEncoded}).
+    frames (L{frameMessages}, L{LineTransport.encoded}).
     """
     if lines is _LAST[0]:
         return _LAST[1]
@@ -116,9 +119,10 @@ def frameMessages(block: bytes, messages: Sequence[bytes]) -> Optional[Tuple[byt
     return joined, bounds
 
 
+@implementer(IMessageTransport)
 class LineTransport:
     """
-    What a L{ChatProtocol} writes to and reads through, over a WebSocket.
+    What a chat connection writes to and reads through, over a WebSocket.
 
     Written bytes are CRLF-ended lines; each line goes out as one text
     message, framed here (see L{frames}) and sent at once when the socket
@@ -128,11 +132,17 @@ class LineTransport:
     carry no state.  Reading, producers and the peer are those of the TCP
     connection under the WebSocket.
 
+    A room's messages of a turn are framed once for all the browsers in it
+    (L{frameMessages}, see L{LocalBroadcast}), including the ones that sent
+    some of them: they get the others' messages with their frames
+    (L{encoded}).
+
     @ivar wire: the WebSocket (Twisted's C{WebSocketTransport}).
     @ivar tcp: the TCP transport under it.
     """
 
     disconnecting = False
+    encodeMessages = staticmethod(frameMessages)
 
     def __init__(self, wire: Any, tcp: Any) -> None:
         self.wire = wire
@@ -156,6 +166,13 @@ class LineTransport:
             data = data[:end]
         if data:
             self._send(frames(data))
+
+    def encoded(self, data: bytes, encoded: bytes) -> None:
+        """
+        C{data}, CRLF-ended lines about to be written, has the text frames
+        C{encoded}.
+        """
+        _MEMBER[:] = [data, encoded]
 
     def writeSequence(self, data: Any) -> None:
         """
@@ -240,37 +257,18 @@ class LineTransport:
         self.tcp.unregisterProducer()
 
 
-class WebChatProtocol(ChatProtocol):
-    """
-    A chat client over a WebSocket (a L{LineTransport}).
-
-    A room's messages of a turn are framed once for all the browsers in it
-    (L{frameMessages}, see L{LocalBroadcast}), including the ones that sent
-    some of them: they get the others' messages with their frames
-    (L{deliverEncoded}).
-    """
-
-    encodeMessages = staticmethod(frameMessages)
-
-    def deliverEncoded(self, data: bytes, framed: bytes) -> None:
-        """
-        Send C{data}, CRLF-ended lines whose text frames are C{framed}.
-        """
-        _MEMBER[:] = [data, framed]
-        self.deliver(data)
-
-
 class WebChatMember:
     """
-    One browser in the chat: a WebSocket protocol driving a L{ChatProtocol}.
+    One browser in the chat: a WebSocket protocol driving a chat
+    connection.
 
-    @ivar protocol: the chat protocol, once the WebSocket is open.
+    @ivar protocol: the chat connection, once the WebSocket is open.
     """
 
-    def __init__(self, factory: ChatFactory, request: Request) -> None:
+    def __init__(self, factory: LineLoggerFactory, request: Request) -> None:
         self.factory = factory
         self.request = request
-        self.protocol: Optional[ChatProtocol] = None
+        self.protocol: Optional[LineLoggerProtocol] = None
         self.transport: Optional[LineTransport] = None
         self._wire: Any = None
         self._unframed = 0
@@ -311,7 +309,7 @@ class WebChatMember:
 
         channel.dataReceived = countedReceived  # type: ignore[method-assign]
         self.transport = LineTransport(self._wire, webSocketTCP(self._wire))
-        protocol = self.protocol = WebChatProtocol()
+        protocol = self.protocol = LineLoggerProtocol()
         protocol.factory = self.factory
         protocol.makeConnection(self.transport)
 
@@ -322,7 +320,7 @@ class WebChatMember:
         self.factory.counters.oversizeLines += 1
         log.warn(
             "{peer} sent a WebSocket message longer than {limit} bytes: closing",
-            peer=protocol.context.peer if not protocol._finished else "?",
+            peer=protocol.context.peer if not protocol.finished else "?",
             limit=self._limit,
         )
         transport.write(b"error: message longer than %d bytes; closing connection\r\n" % self._limit)
@@ -372,7 +370,7 @@ class WebChatFactory:
     Builds a L{WebChatMember} for each chat WebSocket.
     """
 
-    def __init__(self, factory: ChatFactory) -> None:
+    def __init__(self, factory: LineLoggerFactory) -> None:
         self.factory = factory
 
     def buildProtocol(self, request: Request) -> WebChatMember:

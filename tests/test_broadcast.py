@@ -14,26 +14,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from logger_service.broadcast import IBroadcast, LocalBroadcast
-from logger_service.chat import Member, Room
+from logger_service.chatstate import Member, Room
+
+from .chatclients import RecordingClient
 
 PROPERTY = settings(max_examples=200, deadline=None)
-
-
-class RecordingClient:
-    """
-    A member's client that remembers each C{deliver} call.
-
-    @ivar received: the data of each call, in order.
-    """
-
-    def __init__(self) -> None:
-        self.received: List[bytes] = []
-
-    def deliver(self, data: bytes) -> None:
-        """
-        Remember C{data}.
-        """
-        self.received.append(data)
 
 
 def bracket(block: bytes, messages: Sequence[bytes]) -> Optional[Tuple[bytes, List[int]]]:
@@ -61,7 +46,7 @@ class EncodingClient(RecordingClient):
     """
 
     encodings: List[List[bytes]] = []
-    encodeMessages = staticmethod(bracket)
+    encoder = staticmethod(bracket)
 
     def __init__(self) -> None:
         RecordingClient.__init__(self)

@@ -12,8 +12,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from logger_service.broker import IBroker, LocalBroker
-from logger_service.chat import ChatState
-from logger_service.chatservice import ChatFactory, ChatService
+from logger_service.chatsession import Chat
+from logger_service.chatstate import ChatState
+from logger_service.factory import LineLoggerFactory
 from logger_service.hub import Hub
 from logger_service.recorder import Recorder
 
@@ -39,10 +40,10 @@ class LocalBrokerTests(SynchronousTestCase):
         clock = Clock()
         broker = LocalBroker(clock)
         state = ChatState(5)
-        chat = ChatService(clock, broadcast=broker, state=state)
+        chat = Chat(clock, broadcast=broker, state=state)
         broker.attach(chat)
         self.assertIs(chat.state, state)
-        factory = ChatFactory(Hub(Recorder(MemorySink(), clock)), chat)
+        factory = LineLoggerFactory(Hub(Recorder(MemorySink(), clock)), sessions=chat.session)
         transports = []
         for port in (40001, 40002):
             protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))

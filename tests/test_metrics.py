@@ -28,7 +28,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from twisted.web.server import Site
 
 from logger_service import metrics
-from logger_service.chatservice import ChatFactory, ChatProtocol, ChatService
+from logger_service.chatsession import Chat, ChatSession
 from logger_service.factory import LineLoggerFactory
 from logger_service.framing import LongLines
 from logger_service.hub import Hub
@@ -176,7 +176,7 @@ class HubMetricsTests(SynchronousTestCase):
         self.assertEqual(types["linelogger_output_buffer_bytes"], "gauge")
         self.assertEqual(types["linelogger_input_paused"], "gauge")
         self.assertEqual(types["linelogger_fsync_seconds"], "summary")
-        chat = ChatService(self.clock)
+        chat = Chat(self.clock)
         _, chatTypes = parse(generate_latest(makeRegistry(self.hub, chat)).decode("utf-8"))
         exposed = {name + "_total" if kind == "counter" else name for name, kind in chatTypes.items()}
         # The linelogger_redis_* metrics exist only with --redis: tests.test_redis_broker.
@@ -363,15 +363,15 @@ class ChatMetricsTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.sink = MemorySink()
-        self.chat = ChatService(self.clock, floodRate=1.0, floodBurst=3, sendq=1000)
         self.hub = Hub(Recorder(self.sink, self.clock))
-        self.factory = ChatFactory(self.hub, self.chat, clock=self.clock)
+        self.chat = Chat(self.clock, floodRate=1.0, floodBurst=3, sendq=1000, counters=self.hub.counters)
+        self.factory = LineLoggerFactory(self.hub, clock=self.clock, sessions=self.chat.session)
         self.registry = makeRegistry(self.hub, self.chat)
         self.ports = iter(range(40000, 50000))
 
-    def connect(self) -> Tuple[ChatProtocol, StringTransport]:
+    def connect(self) -> Tuple[LineLoggerProtocol, StringTransport]:
         protocol, transport = connect(self.factory, "127.0.0.1", next(self.ports))
-        assert isinstance(protocol, ChatProtocol)
+        assert protocol.session is not None
         self.clock.advance(0)
         return protocol, transport
 
@@ -426,8 +426,9 @@ class ChatMetricsTests(SynchronousTestCase):
         """
         slow, _ = self.connect()
         sender, _ = self.connect()
-        assert slow.sendQueue is not None
-        slow.sendQueue.pauseProducing()
+        session = slow.session
+        assert isinstance(session, ChatSession)
+        session.sendQueue.pauseProducing()
         with capturedLogs():
             for i in range(30):
                 sender.dataReceived(b"message number %02d to fill the queue\n" % i)
@@ -441,7 +442,7 @@ class ChatMetricsTests(SynchronousTestCase):
         A broadcast that counts no deliveries leaves that metric out, and
         the rest still works.
         """
-        chat = ChatService(self.clock, broadcast=object())  # type: ignore[arg-type]
+        chat = Chat(self.clock, broadcast=object())  # type: ignore[arg-type]
         samples = scrape(makeRegistry(self.hub, chat))
         self.assertNotIn("linelogger_chat_deliveries_total", samples)
         self.assertEqual(samples["linelogger_chat_members"], 0)

@@ -438,7 +438,7 @@ class ConnectionLogTests(SynchronousTestCase):
         No connect or disconnect events; lines are still recorded and
         warnings still logged.
         """
-        factory, sink, clock = buildWith(connectionLog=False, maxLineLength=2)
+        factory, sink, clock = buildWith(logConnections=False, maxLineLength=2)
         with capturedLogs() as events:
             protocol, _ = connect(factory)
             protocol.dataReceived(b"abc\n")

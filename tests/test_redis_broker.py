@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from logger_service.broker import IBroker
-from logger_service.chatservice import ChatService
+from logger_service.chatsession import Chat
 from logger_service.hub import Hub
 from logger_service.metrics import makeRegistry
 from logger_service.recorder import Recorder
@@ -46,7 +46,7 @@ class MetricsTests(SynchronousTestCase):
         """
         clock = Clock()
         broker = RedisBroker(clock, "redis://127.0.0.1")
-        chat = ChatService(clock, broadcast=broker, state=broker.state)
+        chat = Chat(clock, broadcast=broker, state=broker.state)
         broker.attach(chat)
         broker.reconnects = 3
         text = generate_latest(makeRegistry(Hub(Recorder(MemorySink(), clock)), chat)).decode("utf-8")

@@ -10,11 +10,11 @@ from typing import List
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.chat import ToMember
-from logger_service.chatservice import ChatService
+from logger_service.chatsession import Chat
+from logger_service.chatstate import ToMember
 from logger_service.redis.broker import RedisBroker
 
-from .test_redis_streams import Client
+from .chatclients import RecordingClient as Client
 
 
 class ClusterNickTests(SynchronousTestCase):
@@ -28,7 +28,7 @@ class ClusterNickTests(SynchronousTestCase):
         notation) is refused here, never claimed cluster-wide.
         """
         broker = RedisBroker(Clock(), "redis://127.0.0.1")
-        chat = ChatService(broker.clock, broadcast=broker, state=broker.state)
+        chat = Chat(broker.clock, broadcast=broker, state=broker.state)
         broker.attach(chat)
         claimed: List[str] = []
         self.patch(broker, "rename", lambda member, nick: claimed.append(nick))

@@ -11,21 +11,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.chatservice import ChatService
+from logger_service.chatsession import Chat
 from logger_service.redis.broker import RedisBroker
 from logger_service.redis.streams import MAX_PENDING
 
-
-class Client:
-    """
-    A chat member's client that keeps what it is sent.
-    """
-
-    def __init__(self) -> None:
-        self.received: List[bytes] = []
-
-    def deliver(self, data: bytes) -> None:
-        self.received.append(data)
+from .chatclients import RecordingClient
 
 
 class StalledRedis:
@@ -53,9 +43,9 @@ class PendingTests(SynchronousTestCase):
         """
         broker = RedisBroker(Clock(), "redis://127.0.0.1")
         broker._redis = StalledRedis()
-        chat = ChatService(broker.clock, broadcast=broker, state=broker.state)
+        chat = Chat(broker.clock, broadcast=broker, state=broker.state)
         broker.attach(chat)
-        sender, listener = Client(), Client()
+        sender, listener = RecordingClient(), RecordingClient()
         member, _ = broker.state.connect(1, sender)
         broker.state.connect(2, listener)
         for n in range(MAX_PENDING):

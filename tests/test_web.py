@@ -28,7 +28,8 @@ except ImportError:
 else:
     WEB_MISSING = None
 
-from logger_service.chatservice import ChatFactory, ChatService
+from logger_service.chatsession import Chat
+from logger_service.factory import LineLoggerFactory
 from logger_service.hub import Hub
 from logger_service.recorder import Recorder
 from logger_service.tail import Tail, TeeSink
@@ -118,8 +119,8 @@ class SiteTestCase(SynchronousTestCase):
         self.tail = Tail(self.clock, lambda f, *a: self.calls.append((f, a)))
         self.recorder = Recorder(TeeSink(self.sink, self.tail), self.clock, format="json")
         self.hub = Hub(self.recorder)
-        self.service = ChatService(self.clock, history=5)
-        self.factory = ChatFactory(self.hub, self.service, maxLineLength=100)
+        self.chatRooms = Chat(self.clock, history=5, counters=self.hub.counters)
+        self.factory = LineLoggerFactory(self.hub, maxLineLength=100, sessions=self.chatRooms.session)
         resource = webResource(self.factory if self.chat else None, self.tail if self.token else None, self.token)
         self.site = Site(resource, reactor=self.clock)
 
@@ -407,7 +408,7 @@ class WebSocketChatTests(SiteTestCase):
         A browser that stops reading is dropped once C{sendq} bytes wait,
         as over TCP.
         """
-        self.service.sendq = 500
+        self.chatRooms.sendq = 500
         a, b = self.browser(), self.browser()
         a.open()
         b.open()
@@ -517,3 +518,23 @@ class FramesTests(SynchronousTestCase):
         data = b"<a> hi\r\n" * 3
         self.assertIs(frames(data), frames(data))
         self.assertEqual(frames(b"<a> hi\r\n" * 3), frames(data))
+
+    def test_messageTransport(self) -> None:
+        """
+        A WebSocket's L{LineTransport} is an L{IMessageTransport}: the chat
+        session of a browser takes its encoder, and lines handed over with
+        their frames are sent without framing them again.
+        """
+        from zope.interface.verify import verifyObject
+
+        from logger_service.interfaces import IMessageTransport
+        from logger_service.webchat import LineTransport, frameMessages
+
+        tcp = StringTransport()
+        transport = LineTransport(object(), tcp)
+        self.assertTrue(verifyObject(IMessageTransport, transport))
+        self.assertIs(transport.encodeMessages, frameMessages)
+        data = b"<a> hi\r\n"
+        transport.encoded(data, b"FRAMED")
+        transport.write(data)
+        self.assertEqual(tcp.value(), b"FRAMED")

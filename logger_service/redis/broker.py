@@ -19,8 +19,8 @@ from zope.interface import implementer
 
 from ..broadcast import LocalBroadcast
 from ..broker import IBroker
-from ..chat import Member, Room
-from ..chatservice import ChatService
+from ..chatsession import Chat
+from ..chatstate import Member, Room
 from .connection import RedisLink
 from .node import LocalMembers, Node
 from .presence import Presence
@@ -62,7 +62,7 @@ class RedisBroker(Service):
     """
     Rooms shared through Redis by every node with the same URL and prefix.
 
-    @ivar state: the chat state to give the L{ChatService}.
+    @ivar state: the chat state to give the L{Chat}.
     @ivar node: this node's id, new at each start.
     @ivar tag: this node's part of guest nicknames.
     @ivar local: delivers to this node's members.
@@ -81,7 +81,7 @@ class RedisBroker(Service):
         self.tag = os.urandom(2).hex()
         self.state = ClusterChatState(self, history)
         self.local = LocalBroadcast(clock)
-        self.chat: Optional[ChatService] = None
+        self.chat: Optional[Chat] = None
         self.members = LocalMembers()
         self.link = RedisLink(clock, url, prefix, self._up, self._down)
         parts = Node(self.node, clock, self.link, self.members, self.state, self.maxlen)
@@ -115,7 +115,7 @@ class RedisBroker(Service):
 
     # Service
 
-    def attach(self, chat: ChatService) -> None:
+    def attach(self, chat: Chat) -> None:
         """
         Serve C{chat}, whose state must be L{state}.
         """
@@ -208,9 +208,7 @@ class RedisBroker(Service):
     def _renamed(self, member: Member, nick: str) -> None:
         if self.chat is not None:
             self.chat.dispatch(self.state.applyNick(member, nick))
-            update = getattr(member.client, "_updateContext", None)
-            if update is not None:
-                update()
+            member.client.changed()
 
     def who(self, member: Member, room: Room) -> None:
         """

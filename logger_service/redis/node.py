@@ -13,8 +13,8 @@ from typing import Dict, Iterator, Optional
 
 from twisted.internet.interfaces import IReactorTime
 
-from ..chat import ChatState, Member
-from ..chatservice import encode
+from ..chatsession import encode
+from ..chatstate import ChatState, Member
 from .connection import RedisLink
 
 
@@ -60,7 +60,7 @@ class LocalMembers:
         """
         Send C{data} (encoded lines) to C{member}'s client.
         """
-        member.client.deliver(data)  # type: ignore[attr-defined]
+        member.client.deliver(data)
 
     def tell(self, member: Member, text: str) -> None:
         """

@@ -22,7 +22,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..chat import LOBBY, Member, Room, foldName
+from ..chatstate import LOBBY, Member, Room, foldName
 from .connection import replyText
 from .node import Node, NodePart
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import List, Optional, Protocol
 
-from ..chat import NICK_CONTROLS, NICK_PATTERN, ChatState, Event, Member, Room, ToMember, foldName
-from ..chatservice import encode
+from ..chatsession import encode
+from ..chatstate import NICK_CONTROLS, NICK_PATTERN, ChatState, Event, Member, Room, ToMember, foldName
 from .streams import Feed
 
 

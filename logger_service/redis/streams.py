@@ -24,8 +24,8 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from ..broadcast import LocalBroadcast
-from ..chat import Member, Room, foldName
-from ..chatservice import encode
+from ..chatsession import encode
+from ..chatstate import Member, Room, foldName
 from .connection import replyText
 from .node import Node, NodePart
 

@@ -1,5 +1,5 @@
 """
-Tests for L{logger_service.chat}: nicknames, rooms, history and commands as
+Tests for L{logger_service.chatstate}: nicknames, rooms, history and commands as
 plain state, and L{displayText}.
 """
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.chat import (
+from logger_service.chatstate import (
     HELP,
     LOBBY,
     MAX_REASON,
@@ -28,6 +28,8 @@ from logger_service.chat import (
     ToRoom,
     displayText,
 )
+
+from .chatclients import RecordingClient
 
 PROPERTY = settings(max_examples=200, deadline=None)
 
@@ -126,7 +128,7 @@ class ChatTestCase(SynchronousTestCase):
         Connect a new member to C{state} (by default C{self.state}).
         """
         self.nextID += 1
-        member, _ = (state or self.state).connect(self.nextID, client=object())
+        member, _ = (state or self.state).connect(self.nextID, client=RecordingClient())
         return member
 
     def members(self, count: int) -> List[Member]:
@@ -419,7 +421,7 @@ class ConnectTests(ChatTestCase):
         """
         The member carries the id and client it was connected with.
         """
-        client = object()
+        client = RecordingClient()
         member, _ = self.state.connect(42, client)
         self.assertEqual(member.id, 42)
         self.assertIs(member.client, client)
@@ -447,7 +449,7 @@ class ConnectTests(ChatTestCase):
         C{/help}.
         """
         self.connect()
-        member, events = self.state.connect(99)
+        member, events = self.state.connect(99, RecordingClient())
         texts = seen(events, member)
         self.assertEqual(len(texts), 1, texts)
         welcome = texts[0]
@@ -461,7 +463,7 @@ class ConnectTests(ChatTestCase):
         The room hears C{* NICK joined}, and the newcomer is excluded.
         """
         old = self.connect()
-        member, events = self.state.connect(99)
+        member, events = self.state.connect(99, RecordingClient())
         self.assertEqual(seen(events, old), ["* guest2 joined"])
         self.assertIn(ToRoom(self.lobby(), "* guest2 joined", exclude=member), events)
 
@@ -469,7 +471,7 @@ class ConnectTests(ChatTestCase):
         """
         In a room with no messages there is nothing to replay.
         """
-        member, events = self.state.connect(1)
+        member, events = self.state.connect(1, RecordingClient())
         self.assertFalse(any("Last" in text for text in seen(events, member)))
 
     def test_historyReplayBeforeJoinNotice(self) -> None:
@@ -480,7 +482,7 @@ class ConnectTests(ChatTestCase):
         old = self.connect()
         self.state.say(old, b"one")
         self.state.say(old, b"two")
-        member, events = self.state.connect(99)
+        member, events = self.state.connect(99, RecordingClient())
         self.assertEqual(
             seen(events, member)[1:],
             ["* Last 2 messages in #lobby:", "<guest1> one", "<guest1> two"],
@@ -976,7 +978,7 @@ class MsgTests(ChatTestCase):
         """
         a, b = self.members(2)
         self.state.say(a, b"/msg guest2 secret")
-        newcomer, events = self.state.connect(99)
+        newcomer, events = self.state.connect(99, RecordingClient())
         self.assertFalse(any("secret" in text for text in seen(events, newcomer)))
 
     def test_unknownNick(self) -> None:
@@ -1161,7 +1163,7 @@ class HistoryTests(SynchronousTestCase):
         What a newcomer to the lobby of C{state} is shown, after the welcome
         and before it joins.
         """
-        member, events = state.connect(1000 + len(state.members))
+        member, events = state.connect(1000 + len(state.members), RecordingClient())
         return seen(events, member)[1:]
 
     def test_keepsLast(self) -> None:
@@ -1169,7 +1171,7 @@ class HistoryTests(SynchronousTestCase):
         Only the last C{historySize} messages are replayed.
         """
         state = ChatState(historySize=3)
-        a, _ = state.connect(1)
+        a, _ = state.connect(1, RecordingClient())
         for n in range(5):
             state.say(a, b"m%d" % n)
         self.assertEqual(
@@ -1182,8 +1184,8 @@ class HistoryTests(SynchronousTestCase):
         private messages and other commands are not.
         """
         state = ChatState(historySize=10)
-        a, _ = state.connect(1)
-        b, _ = state.connect(2)
+        a, _ = state.connect(1, RecordingClient())
+        b, _ = state.connect(2, RecordingClient())
         state.say(a, b"hello")
         state.say(b, b"/nick bob")
         state.say(a, b"/who")
@@ -1201,8 +1203,8 @@ class HistoryTests(SynchronousTestCase):
         A room's history has only that room's messages.
         """
         state = ChatState(historySize=10)
-        a, _ = state.connect(1)
-        b, _ = state.connect(2)
+        a, _ = state.connect(1, RecordingClient())
+        b, _ = state.connect(2, RecordingClient())
         state.say(b, b"/join #games")
         state.say(b, b"in games")
         state.say(a, b"in lobby")
@@ -1213,12 +1215,12 @@ class HistoryTests(SynchronousTestCase):
         With C{historySize=0} nothing is replayed, not even a header.
         """
         state = ChatState(historySize=0)
-        a, _ = state.connect(1)
+        a, _ = state.connect(1, RecordingClient())
         state.say(a, b"hello")
         self.assertEqual(self.replay(state), [])
         state.say(a, b"/join #games")
         state.say(a, b"there")
-        b, _ = state.connect(2)
+        b, _ = state.connect(2, RecordingClient())
         self.assertEqual([text for text in seen(state.say(b, b"/join #games"), b) if "there" in text], [])
 
 
@@ -1276,12 +1278,12 @@ class HostileInputTests(SynchronousTestCase):
         state = ChatState(historySize=3)
         members: List[Member] = []
         for n in range(3):
-            member, events = state.connect(n)
+            member, events = state.connect(n, RecordingClient())
             self.assertSafe(events)
             members.append(member)
         for index, line in script:
             if members[index].room is None:
-                members[index], events = state.connect(100 + len(members))
+                members[index], events = state.connect(100 + len(members), RecordingClient())
                 self.assertSafe(events)
             self.assertSafe(state.say(members[index], line))
             for member in members:
@@ -1298,8 +1300,8 @@ class HostileInputTests(SynchronousTestCase):
         Hostile messages replayed from history are safe too.
         """
         state = ChatState(historySize=5)
-        a, _ = state.connect(1)
+        a, _ = state.connect(1, RecordingClient())
         state.say(a, line)
         state.say(a, b"/me " + line)
-        _, events = state.connect(2)
+        _, events = state.connect(2, RecordingClient())
         self.assertSafe(events)

@@ -2,7 +2,7 @@
 Chat rooms: nicknames, rooms, history and commands, as plain state.
 
 This module does no I/O.  L{ChatState} takes what members type and returns
-events saying who should see which text; L{logger_service.chatservice}
+events saying who should see which text; L{logger_service.chatsession}
 turns the events into bytes on sockets.  Every text it produces is safe to
 show on a terminal: relayed text passes through L{displayText}.
 """
@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import Deque, Dict, Iterable, List, Optional, Union
+from typing import TYPE_CHECKING, Deque, Dict, Iterable, List, Optional, Union
 
 from .text import plural
+
+if TYPE_CHECKING:
+    from .interfaces import IChatMember
 
 LOBBY = "#lobby"
 """The room every member starts in; it always exists."""
@@ -140,12 +143,12 @@ class Member:
     @ivar id: the connection id.
     @ivar nick: the current nickname.
     @ivar room: the room the member is in.
-    @ivar client: whatever the I/O layer attached (its protocol).
+    @ivar client: the member's client, to which the chat sends text.
     """
 
     __slots__ = ("id", "nick", "room", "client")
 
-    def __init__(self, id: int, nick: str, client: object = None) -> None:
+    def __init__(self, id: int, nick: str, client: IChatMember) -> None:
         self.id = id
         self.nick = nick
         self.room: Optional[Room] = None
@@ -235,7 +238,7 @@ class ChatState:
             if foldName(nick) not in self.members:
                 return nick
 
-    def connect(self, id: int, client: object = None) -> tuple[Member, List[Event]]:
+    def connect(self, id: int, client: IChatMember) -> tuple[Member, List[Event]]:
         """
         A new member arrives: name it C{guestN} and put it in the lobby.
         """

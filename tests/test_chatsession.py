@@ -1,5 +1,5 @@
 """
-Tests for L{logger_service.chatservice}: chat mode's I/O side, driven with
+Tests for L{logger_service.chatsession}: chat mode's I/O side, driven with
 L{StringTransport} and a L{Clock}.
 """
 
@@ -15,12 +15,17 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
-from logger_service.chatservice import ChatFactory, ChatProtocol, ChatService, SendQueue
+from logger_service.chatsession import Chat, ChatSession
+from logger_service.factory import LineLoggerFactory
 from logger_service.hub import Hub
+from logger_service.interfaces import IChatMember, ISession
 from logger_service.protocol import LineLoggerProtocol
 from logger_service.recorder import Recorder
+from logger_service.sendqueue import SendQueue
 
+from .chatclients import RecordingClient
 from .memory import MemorySink, hubOf
 
 
@@ -36,13 +41,19 @@ class ChatTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.sink = MemorySink()
-        self.chat = ChatService(
-            self.clock, history=3, floodRate=self.floodRate, floodBurst=self.floodBurst, sendq=self.sendq
+        hub = Hub(Recorder(self.sink, self.clock, format="json"))
+        self.chat = Chat(
+            self.clock,
+            history=3,
+            floodRate=self.floodRate,
+            floodBurst=self.floodBurst,
+            sendq=self.sendq,
+            counters=hub.counters,
         )
-        self.factory = ChatFactory(Hub(Recorder(self.sink, self.clock, format="json")), self.chat, greeting=b"Hi")
+        self.factory = LineLoggerFactory(hub, greeting=b"Hi", sessions=self.chat.session)
         self.ports = iter(range(40000, 50000))
 
-    def connect(self) -> Tuple[ChatProtocol, StringTransport]:
+    def connect(self) -> Tuple[LineLoggerProtocol, StringTransport]:
         port = next(self.ports)
         protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
         transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
@@ -60,6 +71,14 @@ class ChatTestCase(SynchronousTestCase):
         transport.clear()
         self.assertTrue(data == b"" or data.endswith(b"\r\n"), data)
         return data.decode("utf-8").split("\r\n")[:-1]
+
+    def session(self, protocol: LineLoggerProtocol) -> ChatSession:
+        """
+        The chat session of C{protocol}.
+        """
+        session = protocol.session
+        assert isinstance(session, ChatSession)
+        return session
 
     def records(self) -> List[dict]:
         cast(Recorder, hubOf(self.factory).recorder).flush()
@@ -144,7 +163,7 @@ class ConversationTests(ChatTestCase):
         """
         Chat clients go through the same rate-limited connection log.
         """
-        self.factory = ChatFactory(hubOf(self.factory), self.chat, connectionLogRate=1)
+        self.factory = LineLoggerFactory(hubOf(self.factory), connectionLogRate=1, sessions=self.chat.session)
         with capturedLogs() as events:
             for _ in range(3):
                 self.connect()
@@ -223,9 +242,8 @@ class SlowConsumerTests(ChatTestCase):
         _, c = self.connect()
         self.received(c)
         protocol = hubOf(self.factory).connections[1]
-        assert isinstance(protocol, ChatProtocol)
-        queue = protocol.sendQueue
-        assert queue is not None
+        assert isinstance(protocol, LineLoggerProtocol)
+        queue = self.session(protocol).sendQueue
         queue.pauseProducing()
         with capturedLogs() as events:
             for i in range(30):
@@ -323,25 +341,27 @@ class TelnetTests(ChatTestCase):
         """
         pa, _ = self.connect()
         pa.dataReceived(b"hello\r\n")
-        self.assertIsNone(pa._telnet)
+        self.assertIsNone(self.session(pa)._telnet)
 
     def test_attributeOrder(self) -> None:
         """
-        Every chat connection's attributes are first set in C{__init__},
-        after a recorder connection's and in the same order: a telnet
-        client's are in the same order as any other's.
+        A chat connection has a logging connection's attributes, in the
+        same order (its session is an object of its own); a telnet client's
+        session has the same attributes, in the same order, as any other's.
         """
         plain, _ = self.connect()
         telnet, _ = self.connect()
-        made = list(vars(ChatProtocol()))
-        parent = list(vars(LineLoggerProtocol()))
-        self.assertEqual(made[: len(parent)], parent)
+        self.factory = LineLoggerFactory(hubOf(self.factory), greeting=b"Hi")
+        logging, _ = self.connect()
+        self.assertIsNone(logging.session)
+        self.assertEqual(list(vars(plain)), list(vars(logging)))
+        made = list(vars(self.session(plain)))
         self.assertIn("_telnet", made)
         plain.dataReceived(b"hello\r\n")
         telnet.dataReceived(b"\xff\xfd\x01hello\r\n")
-        self.assertIsNotNone(telnet._telnet)
-        self.assertEqual(list(vars(telnet)), list(vars(plain)))
-        self.assertEqual([k for k in vars(plain) if k in made], made)
+        self.assertIsNotNone(self.session(telnet)._telnet)
+        self.assertEqual(list(vars(self.session(telnet))), made)
+        self.assertEqual(list(vars(self.session(plain))), made)
 
     def test_unfinishedCommandAtEnd(self) -> None:
         """
@@ -364,3 +384,63 @@ class TelnetTests(ChatTestCase):
         self.received(a)
         pa.dataReceived(b"/who\r\n\xff\xf4\xff\xfd\x06")
         self.assertEqual(a.value(), b"* In #lobby (1): guest1\r\n\xff\xfb\x06")
+
+
+class SessionTests(ChatTestCase):
+    """
+    A chat connection is a logging connection with a session: the chat.
+    """
+
+    def test_interfaces(self) -> None:
+        """
+        The session is what the connection hands its input to, and the
+        member's client the chat talks to.
+        """
+        protocol, _ = self.connect()
+        session = self.session(protocol)
+        self.assertTrue(verifyObject(ISession, session))
+        self.assertTrue(verifyObject(IChatMember, session))
+        member = session.member
+        assert member is not None
+        self.assertIs(member.client, session)
+        self.assertIsNone(session.encoder)
+
+    def test_anyClientIsAMember(self) -> None:
+        """
+        Any L{IChatMember} can be a member, next to the sessions of
+        connections here (one connected elsewhere, say): it hears the room
+        and is told to quit.
+        """
+        pa, a = self.connect()
+        self.received(a)
+        other = RecordingClient()
+        member = self.chat.connect(1000, other)
+        pa.dataReceived(b"hello\n")
+        self.clock.advance(0)
+        self.assertIn(b"<guest1> hello\r\n", b"".join(other.received))
+        self.assertEqual(self.received(a), ["* guest2 joined"])
+        self.chat.say(member, b"/quit")
+        self.assertEqual(len(other.quits), 1)
+        self.assertEqual(self.received(a), ["* guest2 left (quit)"])
+
+    def test_refusedHasNoSession(self) -> None:
+        """
+        A connection refused by a limit never joins the chat.
+        """
+        self.factory.hub.admit = lambda address: "full"  # type: ignore[method-assign]
+        protocol, transport = self.connect()
+        self.assertIsNone(protocol.session)
+        self.assertEqual(self.chat.state.members, {})
+        self.assertTrue(transport.disconnecting)
+
+    def test_drainReleasesHeldLines(self) -> None:
+        """
+        A shutdown's drain reads a flooding client at full speed again.
+        """
+        pa, a = self.connect()
+        pa.dataReceived(b"x\n" * 8)
+        self.assertEqual(a.producerState, "paused")
+        self.assertIsNotNone(self.session(pa)._release)
+        pa.drain(lambda: None)
+        self.assertEqual(a.producerState, "producing")
+        self.assertIsNone(self.session(pa)._release)
