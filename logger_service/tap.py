@@ -210,7 +210,14 @@ class Options(usage.Options):
             None,
             "1",
             "Worker processes that accept and serve connections (auto: one per usable core); "
-            "this process then binds the endpoints and writes the output.",
+            "this process then binds the endpoints (see --worker-output for who writes the output).",
+        ],
+        [
+            "worker-output",
+            None,
+            "direct",
+            "With --workers and --output FILE: direct (each worker appends its records to FILE itself, "
+            "under a lock) or supervisor (the workers send them to this process, which writes them).",
         ],
     ]
 
@@ -307,6 +314,8 @@ class Options(usage.Options):
             )
         if self["workers"] > 1 and self["metrics"]:
             raise usage.UsageError("--metrics does not work with --workers above 1 yet")
+        if self["worker-output"] not in ("direct", "supervisor"):
+            raise usage.UsageError("--worker-output must be direct or supervisor")
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
             raise usage.UsageError("--rotate-size and --rotate-keep need --output FILE")
         if self["framing"] not in FRAMERS:
@@ -408,6 +417,10 @@ def openSink(options: Options) -> IRecordSink:
     output = options["output"]
     if output == "-":
         return StreamSink(sys.stdout.buffer)
+    if options.get("workers", 1) > 1 and options.get("worker-output") == "direct":
+        from .sharedfile import WorkersWriteSink
+
+        return WorkersWriteSink(output)
     return FileSink(
         output,
         rotateSize=options["rotate-size"] or None,
@@ -707,5 +720,8 @@ def workersService(options: Options, recorder: Recorder, reactor: Any) -> LineLo
         daemon=options.get("daemon", False),
     )
     pool.setServiceParent(top)
+    if hasattr(recorder.sink, "reopenWorkers"):
+        # The workers write the output (sharedfile.py): SIGHUP reopens theirs.
+        recorder.sink.reopenWorkers = lambda: reactor.callFromThread(pool.reopenWorkers)
     PoolNotifyService(pool, reactor).setServiceParent(top)
     return top

@@ -426,7 +426,13 @@ def makeWorkerService(argv: Sequence[str], reactor: Any, environ: Dict[str, str]
     options = Options()
     options.parseOptions(list(argv))
     slot, count, generation = workerPlace(environ)
-    recorder = ForwardingRecorder(reactor, format=options["format"], bufferBytes=options["buffer"], acks=options["ack"])
+    from .sharedfile import workerRecorder
+
+    # The worker writes --output FILE itself (--worker-output direct), or
+    # sends its records to the supervisor.
+    recorder = workerRecorder(options, reactor) or ForwardingRecorder(
+        reactor, format=options["format"], bufferBytes=options["buffer"], acks=options["ack"]
+    )
     # Limits, descriptors included, are this worker's own (see README).
     hub, settings, descriptors = connectionParts(options, recorder, reactor, len(options["port"]))
     # Connection numbers unique across the workers: worker SLOT numbers
@@ -494,7 +500,10 @@ def main(argv: Sequence[str], environ: Optional[Dict[str, str]] = None) -> None:
             os._exit(1)
 
     link = SupervisorLink(recorder, supervisorLost)
-    recorder.link = link
+    if isinstance(recorder, ForwardingRecorder):
+        recorder.link = link
+    # SIGHUP (passed on by the supervisor): reopen the output, if this worker writes it.
+    signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(recorder.reopen))
     linkFactory = Factory.forProtocol(lambda: link)
     reactor.adoptStreamConnection(LINK_FD, socket.AF_UNIX, linkFactory)
     os.close(LINK_FD)

@@ -390,6 +390,16 @@ class WorkerPool(Service):
                 else:
                     link.transport.resumeProducing()  # type: ignore[attr-defined]
 
+    def reopenWorkers(self) -> None:
+        """
+        Have every worker reopen its output (SIGHUP), when they write it.
+        """
+        for worker in list(self.workers.values()):
+            try:
+                worker.transport.signalProcess("HUP")  # type: ignore[union-attr]
+            except Exception:
+                pass
+
     def linkLost(self, link: WorkerLink) -> None:
         """
         Forget a worker's socket.
