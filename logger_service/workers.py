@@ -470,4 +470,7 @@ class PoolNotifyService(NotifyService):
         The supervisor's counts: C{2 workers, 3456 records written}.
         """
         pool = self.pool
+        if hasattr(pool.recorder.sink, "reopenWorkers"):
+            # The workers write the output themselves (sharedfile.py).
+            return f"{len(pool.workers)} workers, each writing the output"
         return f"{len(pool.workers)} workers, {pool.recorder.recordsWritten} records written"

@@ -263,3 +263,17 @@ class WorkersWriteSinkTests(SynchronousTestCase):
         sink.reopen()
         self.assertEqual(calls, ["reopen"])
         self.assertRaises(OSError, sink.write, b"x\n")
+
+    def test_systemdStatus(self) -> None:
+        """
+        The supervisor's systemd status says the workers write the output,
+        rather than counting records it does not write.
+        """
+        from twisted.internet.task import Clock
+
+        from logger_service.recorder import Recorder
+        from logger_service.workers import PoolNotifyService, WorkerPool
+
+        clock = Clock()
+        pool = WorkerPool(Recorder(WorkersWriteSink(self.path), clock), clock, [], 2, [])
+        self.assertEqual(PoolNotifyService(pool, clock).status(), "0 workers, each writing the output")
