@@ -13,7 +13,7 @@ from typing import Any, List
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.sharedfile import SharedFileSink, WorkersWriteSink
+from logger_service.sharedfile import SharedFileSink, WorkersWriteSink, workerRecorder
 
 from .syscalls import SyscallLog
 
@@ -277,3 +277,50 @@ class WorkersWriteSinkTests(SynchronousTestCase):
         clock = Clock()
         pool = WorkerPool(Recorder(WorkersWriteSink(self.path), clock), clock, [], 2, [])
         self.assertEqual(PoolNotifyService(pool, clock).status(), "0 workers, each writing the output")
+
+
+class OptionTests(SynchronousTestCase):
+    """
+    C{--worker-output}, and which workers write the output.
+    """
+
+    def options(self, *args: str) -> Any:
+        from logger_service.tap import Options
+
+        options = Options()
+        options.parseOptions(list(args))
+        return options
+
+    def test_default(self) -> None:
+        """
+        By default the workers write C{--output FILE} themselves.
+        """
+        from twisted.internet.task import Clock
+
+        path = os.path.join(os.path.abspath(self.mktemp()))
+        recorder = workerRecorder(self.options("--output", path), Clock())
+        assert recorder is not None
+        self.addCleanup(recorder.sink.close)
+        self.assertIsInstance(recorder.sink, SharedFileSink)
+
+    def test_supervisorOrStdout(self) -> None:
+        """
+        With C{--worker-output supervisor}, or C{--output -} (a pipe could
+        interleave large records), a worker sends its records to the
+        supervisor instead.
+        """
+        from twisted.internet.task import Clock
+
+        path = os.path.abspath(self.mktemp())
+        self.assertIsNone(workerRecorder(self.options("--output", path, "--worker-output", "supervisor"), Clock()))
+        self.assertIsNone(workerRecorder(self.options("--output", "-"), Clock()))
+        self.assertFalse(os.path.exists(path))
+
+    def test_bad(self) -> None:
+        """
+        Anything else is a usage error naming the option.
+        """
+        from twisted.python.usage import UsageError
+
+        error = self.assertRaises(UsageError, self.options, "--worker-output", "both")
+        self.assertIn("--worker-output", str(error))
