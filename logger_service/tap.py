@@ -715,7 +715,8 @@ def workersService(options: Options, recorder: Recorder, reactor: Any) -> LineLo
         reactor,
         descriptions,
         options["workers"],
-        options.arguments,
+        # The same file as here, though twistd's --rundir changes directory before the workers start.
+        options.arguments + (["--output", os.path.abspath(options["output"])] if options["output"] != "-" else []),
         drainTimeout=options["drain-timeout"],
         daemon=options.get("daemon", False),
     )

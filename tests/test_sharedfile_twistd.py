@@ -84,6 +84,27 @@ class DirectOutputTests(SynchronousTestCase):
             client.close()
         self.assertEqual(server.stop(), -signal.SIGTERM)
 
+    def test_relativeOutputWithRundir(self) -> None:
+        """
+        A relative C{--output} names the file the supervisor opened, in the
+        directory twistd started in, for the workers too, though twistd
+        changes to C{--rundir} before they start.
+        """
+        rundir = os.path.abspath(self.mktemp())
+        os.makedirs(rundir)
+        server = LineLogger(
+            self, "--workers", str(WORKERS), "--output", "records.out", twistdOptions=[f"--rundir={rundir}"]
+        )
+        server.twistd.waitForLog(f"All {WORKERS} workers listen", timeout=30)
+        clients = [server.connect() for _ in range(20)]
+        for i, client in enumerate(clients):
+            client.sendall(f"relative {i}\n".encode())
+        self.assertEqual(len(server.waitForRecords(20, timeout=30)), 20)
+        for client in clients:
+            client.close()
+        self.assertEqual(server.stop(), -signal.SIGTERM)
+        self.assertFalse(os.path.exists(os.path.join(rundir, "records.out")))
+
     def test_rotationLimitAcrossWorkers(self) -> None:
         """
         Ten clients on both workers send while the output rotates every
