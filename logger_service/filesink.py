@@ -83,6 +83,9 @@ class _AppendingLogFile(OpenableLogFile):
         if first:
             self.mend()
 
+    tornCause = "the last run was killed while writing?"
+    """Why a file ends part way through a record, as the warning says."""
+
     def mend(self) -> None:
         """
         If the file ends part way through a record (its writer was killed
@@ -104,9 +107,9 @@ class _AppendingLogFile(OpenableLogFile):
             else:
                 logFromAnyThread(
                     LogLevel.warn,
-                    "{path} ended part way through a record (the last run was killed while writing?): "
-                    "ended that record with a newline",
+                    "{path} ended part way through a record ({cause}): ended that record with a newline",
                     path=self.path,
+                    cause=self.tornCause,
                 )
 
     def writeSome(self, data: bytes) -> int:

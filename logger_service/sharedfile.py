@@ -51,6 +51,7 @@ class _SharedLogFile(_AppendingLogFile):
     """
 
     end = -1
+    tornCause = "a writer was killed while writing?"
 
     def catchUp(self) -> None:
         """

@@ -11,6 +11,7 @@ import os
 import threading
 from typing import Any, List
 
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service.sharedfile import SharedFileSink, WorkersWriteSink, workerRecorder
@@ -188,8 +189,10 @@ class SharedFileSinkTests(SynchronousTestCase):
         self.assertEqual(b.tornRecords, 1)
         with open(self.path, "ab") as f:
             f.write(b"torn again")
-        a.write(b"next\n")
+        with capturedLogs() as events:
+            a.write(b"next\n")
         self.assertEqual(a.tornRecords, 1)
+        self.assertEqual([e["cause"] for e in events], ["a writer was killed while writing?"])
         self.assertEqual(self.read(self.path), b"whole\ntorn\ntorn again\nnext\n")
 
     def test_shortWriteKeepsTheLock(self) -> None:
