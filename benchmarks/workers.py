@@ -4,6 +4,7 @@ C{--workers N} against one process: ingest of 2M lines over 20 connections.
 Run as::
 
     python -m benchmarks.workers [--lines N] [--repeat 3] [--workers 1,2] [--cpus 0,0-1]
+                                 [--worker-output direct,supervisor]
 
 For each set of cores (C{taskset -c}; the load generator runs on the same
 cores, as it shares the machine with the server) and each worker count, it
@@ -14,7 +15,9 @@ the last record is in the file, and prints the median of C{--repeat} runs,
 in lines per second, and the ratio to one worker on the same cores, with
 the median CPU seconds each side spent during the run (the one process, or
 the supervisor and its workers together; and the load generator): where
-the time goes.
+the time goes.  More than one worker runs once per C{--worker-output}
+mode: C{direct} (each worker appends to the file) and C{supervisor} (the
+workers send their records to the supervisor, which writes them).
 """
 
 from __future__ import annotations
@@ -96,7 +99,9 @@ def serverCpu(pid: int) -> Dict[str, float]:
     return {"supervisor": cpuSeconds(pid), "workers": sum(cpuSeconds(child) for child in children(pid))}
 
 
-def runOnce(workers: int, cpus: str, lines: int, conns: int) -> Tuple[Optional[float], Dict[str, object]]:
+def runOnce(
+    workers: int, cpus: str, lines: int, conns: int, mode: str = "direct"
+) -> Tuple[Optional[float], Dict[str, object]]:
     """
     One run: lines per second, or C{None} if it did not complete, and the
     load generator's result with the CPU seconds each side spent during the
@@ -126,6 +131,8 @@ def runOnce(workers: int, cpus: str, lines: int, conns: int) -> Tuple[Optional[f
             "--no-connection-log",
             "--workers",
             str(workers),
+            "--worker-output",
+            mode,
         ]
         server = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -172,15 +179,19 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--cpus", default="0,0-1", help="taskset core lists to try, separated by commas: 0 or 0-1")
+    parser.add_argument(
+        "--worker-output", default="direct", help="with more than one worker: direct, supervisor or both (commas)"
+    )
     args = parser.parse_args(argv)
     counts = [int(w) for w in args.workers.split(",")]
     for cpus in args.cpus.split(","):
         base: Optional[float] = None
-        for workers in counts:
+        runs = [(w, mode) for w in counts for mode in (args.worker_output.split(",") if w > 1 else [""])]
+        for workers, mode in runs:
             rates: List[float] = []
             cpu: Dict[str, List[float]] = {"supervisor_cpu_s": [], "workers_cpu_s": [], "gen_cpu_s": [], "elapsed": []}
             for _ in range(args.repeat):
-                rate, result = runOnce(workers, cpus, args.lines, args.conns)
+                rate, result = runOnce(workers, cpus, args.lines, args.conns, mode or "direct")
                 if rate is None:
                     print(f"cores {cpus} workers {workers}: run failed: {result.get('why')}", flush=True)
                 else:
@@ -194,11 +205,13 @@ def main(argv: List[str]) -> int:
             median = statistics.median(rates)
             if base is None:
                 base = median
-            runs = ", ".join(f"{r / 1e6:.2f}" for r in rates)
+            figures = ", ".join(f"{r / 1e6:.2f}" for r in rates)
             seconds = {key: statistics.median(values) for key, values in cpu.items() if values}
             print(
-                f"cores {cpus:4} workers {workers}: median {median / 1e6:.2f}M lines/s "
-                f"(runs {runs}), {median / base:.2f}x the first; median seconds: "
+                f"cores {cpus:4} "
+                + (f"{mode} " if mode else "")
+                + f"workers {workers}: median {median / 1e6:.2f}M lines/s "
+                f"(runs {figures}), {median / base:.2f}x the first; median seconds: "
                 f"wall {seconds.get('elapsed', 0):.2f}, CPU: "
                 + ("one process" if workers == 1 else "supervisor")
                 + f" {seconds.get('supervisor_cpu_s', 0):.2f}"

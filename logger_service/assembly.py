@@ -9,6 +9,7 @@ L{connectionParts} and L{chatParts}.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 
@@ -46,6 +47,10 @@ def openSink(options: Options) -> IRecordSink:
     output = options["output"]
     if output == "-":
         return StreamSink(sys.stdout.buffer)
+    if options.get("workers", 1) > 1 and options.get("worker-output") == "direct":
+        from .sharedfile import WorkersWriteSink
+
+        return WorkersWriteSink(output)
     return FileSink(
         output,
         rotateSize=options["rotate-size"] or None,
@@ -160,6 +165,7 @@ def workersService(options: Options, arguments: Sequence[str], recorder: Recorde
     L{logger_service.workers}); with C{--metrics}, it serves the totals of
     their counters (L{logger_service.workertotals}).
     """
+    from .sharedfile import WorkersWriteSink
     from .workers import PoolNotifyService, WorkerPool
 
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
@@ -169,11 +175,16 @@ def workersService(options: Options, arguments: Sequence[str], recorder: Recorde
         reactor,
         descriptions,
         options["workers"],
-        list(arguments),
+        # The same file as here, though twistd's --rundir changes directory before the workers start.
+        list(arguments) + (["--output", os.path.abspath(options["output"])] if options["output"] != "-" else []),
         drainTimeout=options["drain-timeout"],
         daemon=options.get("daemon", False),
     )
     pool.setServiceParent(top)
+    if isinstance(recorder.sink, WorkersWriteSink):
+        # The workers write the output (sharedfile.py): SIGHUP reopens theirs.
+        recorder.sink.reopenWorkers = lambda: reactor.callFromThread(pool.reopenWorkers)
+        pool.workersWrite = True
     counters = Counters()
     pool.register(counters)
     if options["metrics"]:

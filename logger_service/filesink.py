@@ -80,10 +80,20 @@ class _AppendingLogFile(OpenableLogFile):
         # The file may be new: its name is durable once the directory is.
         self._directoryDirty = True
         first, self._opened = not self._opened, True
-        if first and self.size and _lastByte(self.path) not in (b"\n", None):
-            # The last run died part way through writing a record (kill -9,
-            # a crash): end that record here, or the next one would be
-            # glued onto it.
+        if first:
+            self.mend()
+
+    tornCause = "the last run was killed while writing?"
+    """Why a file ends part way through a record, as the warning says."""
+
+    def mend(self) -> None:
+        """
+        If the file ends part way through a record (its writer was killed
+        while writing it: kill -9, a crash), end that record with a newline,
+        or the next one would be glued onto it.
+        """
+        fd = self.file.fileno()
+        if self.size and _lastByte(self.path) not in (b"\n", None):
             self.tornRecords += 1
             try:
                 self.size += writeFully(fd, b"\n")[0]
@@ -97,9 +107,9 @@ class _AppendingLogFile(OpenableLogFile):
             else:
                 logFromAnyThread(
                     LogLevel.warn,
-                    "{path} ended part way through a record (the last run was killed while writing?): "
-                    "ended that record with a newline",
+                    "{path} ended part way through a record ({cause}): ended that record with a newline",
                     path=self.path,
+                    cause=self.tornCause,
                 )
 
     def writeSome(self, data: bytes) -> int:

@@ -27,7 +27,10 @@ class SupervisorLink(MessageProtocol):
     """
 
     def __init__(
-        self, recorder: ForwardingRecorder, lost: Callable[[], None], counted: Callable[[], None] = lambda: None
+        self,
+        recorder: Optional[ForwardingRecorder],
+        lost: Callable[[], None],
+        counted: Callable[[], None] = lambda: None,
     ) -> None:
         MessageProtocol.__init__(self)
         self.recorder = recorder
@@ -40,7 +43,7 @@ class SupervisorLink(MessageProtocol):
         counters is in: call C{counted}.
         """
         kind = message[:1]
-        if kind == DONE:
+        if kind == DONE and self.recorder is not None:
             for offset in range(1, len(message), SEQ.size):
                 self.recorder.done(SEQ.unpack_from(message, offset)[0])
         elif kind == COUNTED:

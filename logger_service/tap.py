@@ -138,7 +138,14 @@ class Options(usage.Options):
             None,
             "1",
             "Worker processes that accept and serve connections (auto: one per usable core); "
-            "this process then binds the endpoints and writes the output.",
+            "this process then binds the endpoints (see --worker-output for who writes the output).",
+        ],
+        [
+            "worker-output",
+            None,
+            "direct",
+            "With --workers and --output FILE: direct (each worker appends its records to FILE itself, "
+            "under a lock) or supervisor (the workers send them to this process, which writes them).",
         ],
     ]
 
@@ -232,6 +239,8 @@ class Options(usage.Options):
             raise usage.UsageError(
                 "--chat with --workers above 1 needs --redis: without it each worker would hold rooms of its own"
             )
+        if self["worker-output"] not in ("direct", "supervisor"):
+            raise usage.UsageError("--worker-output must be direct or supervisor")
         if self["output"] == "-" and (self["rotate-size"] or self["rotate-keep"]):
             raise usage.UsageError("--rotate-size and --rotate-keep need --output FILE")
         if self["framing"] not in FRAMERS:

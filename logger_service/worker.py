@@ -1,5 +1,5 @@
 """
-A worker process of C{--workers N}: serve connections, forward records.
+A worker process of C{--workers N}: serve connections, and write or forward their records.
 
 The supervisor (L{logger_service.workers}) starts each worker as
 C{python -m logger_service.worker ARGS}, ARGS being its own C{linelogger}
@@ -9,7 +9,9 @@ descriptors C{LINELOGGER_LISTEN} names (C{FD:FAMILY,...}); and its place in
 C{LINELOGGER_WORKER} (C{SLOT:COUNT:GENERATION}).
 
 A worker accepts connections on every listening socket, frames and formats
-their lines as a single process would, and sends the records to the
+their lines as a single process would, and with C{--output FILE} (and
+C{--worker-output direct}, the default) appends the records to the file
+itself (L{logger_service.sharedfile}).  Otherwise it sends the records to the
 supervisor in batches (L{logger_service.forwarding}); the supervisor writes them to
 the one output and answers each batch once it is written (and synced, with
 C{--fsync}), which is when the worker acknowledges the lines (C{--ack}) and
@@ -36,6 +38,7 @@ from twisted.logger import FileLogObserver, Logger, eventAsText, globalLogBeginn
 
 from .counters import Counters
 from .forwarding import ForwardingRecorder, SupervisorLink
+from .interfaces import IRecorder
 from .workerwire import LINK_FD, READY
 
 if TYPE_CHECKING:
@@ -150,7 +153,7 @@ class WorkerSummary(Service):
 
 def makeWorkerService(
     argv: Sequence[str], reactor: Any, environ: Dict[str, str]
-) -> Tuple[MultiService, ForwardingRecorder, Optional[CountersReporter]]:
+) -> Tuple[MultiService, IRecorder, Optional[CountersReporter]]:
     """
     Build a worker's service from the supervisor's C{linelogger} options.
 
@@ -165,7 +168,13 @@ def makeWorkerService(
     options = Options()
     options.parseOptions(list(argv))
     slot, count, generation = workerPlace(environ)
-    recorder = ForwardingRecorder(reactor, format=options["format"], bufferBytes=options["buffer"], acks=options["ack"])
+    from .sharedfile import workerRecorder
+
+    # The worker writes --output FILE itself (--worker-output direct), or
+    # sends its records to the supervisor.
+    recorder = workerRecorder(options, reactor) or ForwardingRecorder(
+        reactor, format=options["format"], bufferBytes=options["buffer"], acks=options["ack"]
+    )
     # Limits, descriptors included, are this worker's own (see README).
     hub, settings, descriptors = connectionParts(options, recorder, reactor, len(options["port"]))
     # Connection numbers unique across the workers: worker SLOT numbers
@@ -240,8 +249,12 @@ def main(argv: Sequence[str], environ: Optional[Dict[str, str]] = None) -> None:
             log.error("The supervisor is gone: exiting")
             os._exit(1)
 
-    link = SupervisorLink(recorder, supervisorLost, reporter.counted if reporter is not None else lambda: None)
-    recorder.link = link
+    forwarding = recorder if isinstance(recorder, ForwardingRecorder) else None
+    link = SupervisorLink(forwarding, supervisorLost, reporter.counted if reporter is not None else lambda: None)
+    if forwarding is not None:
+        forwarding.link = link
+    # SIGHUP (passed on by the supervisor): reopen the output, if this worker writes it.
+    signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(recorder.reopen))
     if reporter is not None:
         reporter.link = link
     linkFactory = Factory.forProtocol(lambda: link)

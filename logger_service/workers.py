@@ -1,15 +1,18 @@
 """
-The supervisor of C{--workers N}: bind once, run N worker processes, write their records.
+The supervisor of C{--workers N}: bind once, run N worker processes, and keep them running.
 
 The supervisor binds every C{--port} endpoint itself (so privileged ports,
 UNIX sockets, systemd sockets, C{ssl:} and C{haproxy:} work as with one
 process) but never accepts: each worker adopts the listening sockets
 (L{logger_service.worker}) and the kernel hands each new connection to one
-of them.  Workers send formatted records over a UNIX socket; the supervisor
-writes them with its one L{Recorder} (so C{--format}, C{--rotate-size},
-SIGHUP reopen and C{--fsync} work as with one process), and tells each
-worker when a batch is written (and synced), which is when the worker
-acknowledges its lines.
+of them.  With C{--output FILE} each worker writes the file itself, under a
+lock (C{--worker-output direct}, the default: L{logger_service.sharedfile});
+SIGHUP is passed on to every worker.  Otherwise (C{--worker-output
+supervisor}, or stdout) workers send formatted records over a UNIX socket;
+the supervisor writes them with its one L{Recorder} (so C{--format},
+C{--rotate-size}, SIGHUP reopen and C{--fsync} work as with one process),
+and tells each worker when a batch is written (and synced), which is when
+the worker acknowledges its lines.
 
 A worker that exits unasked is logged and replaced.  SIGTERM stops every
 worker (each drains its connections), waits for their last records, then
@@ -67,6 +70,8 @@ class WorkerPool(Service):
     @ivar count: how many workers to run.
     @ivar argv: the C{linelogger} options each worker gets.
     @ivar onReady: called once every worker of the first set listens.
+    @ivar workersWrite: whether the workers write the output themselves
+        (C{--worker-output direct}), so that this process writes nothing.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class WorkerPool(Service):
         self._links: List[WorkerLink] = []
         self._paused = False
         self.totals: Optional[WorkerTotals] = None
+        self.workersWrite = False
 
     def privilegedStartService(self) -> None:
         """
@@ -234,6 +240,16 @@ class WorkerPool(Service):
                 else:
                     link.transport.resumeProducing()  # type: ignore[attr-defined]
 
+    def reopenWorkers(self) -> None:
+        """
+        Have every worker reopen its output (SIGHUP), when they write it.
+        """
+        for worker in list(self.workers.values()):
+            try:
+                worker.transport.signalProcess("HUP")  # type: ignore[union-attr]
+            except Exception:
+                pass
+
     def linkLost(self, link: WorkerLink) -> None:
         """
         Forget a worker's socket: it sends no more, its last counts stay in
@@ -320,5 +336,8 @@ class PoolNotifyService(NotifyService):
         """
         The supervisor's counts: C{2 workers, 3456 records written}.
         """
+        if self.pool.workersWrite:
+            # The workers write the output themselves (sharedfile.py).
+            return f"{len(self.pool.workers)} workers, each writing the output"
         written = int(self.counters.read("recordsWritten") or 0)
         return f"{len(self.pool.workers)} workers, {written} records written"
