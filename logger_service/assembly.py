@@ -191,7 +191,7 @@ def workersService(options: Options, arguments: Sequence[str], recorder: Recorde
         # Imported only when asked for, as in one process.
         from .workertotals import WorkerTotals, totalsService
 
-        pool.totals = WorkerTotals(counters)
+        pool.totals = WorkerTotals(counters, workersWrite=pool.workersWrite)
         # It stops once the pool has: metrics stay up while the workers drain.
         metrics = totalsService(options["metrics"], pool.totals, reactor)
         metrics.setServiceParent(top)

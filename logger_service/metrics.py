@@ -64,7 +64,8 @@ class MetricSpec(NamedTuple):
     help text, how to read its value from the counters, and how the
     supervisor of C{--workers} totals it (L{logger_service.workertotals}):
     C{sum}, C{max} or C{min} of the workers' values, or C{output}: the
-    supervisor's own, since it alone writes the output.
+    supervisor's own where it alone writes the output, else (the workers
+    write it: C{--worker-output direct}) their sum.
     """
 
     name: str

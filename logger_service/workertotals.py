@@ -69,15 +69,17 @@ def add(a: Value, b: Value) -> Value:
     return a + b
 
 
-def total(reports: Iterable[Values], own: Values) -> Values:
+def total(reports: Iterable[Values], own: Values, workersWrite: bool = False) -> Values:
     """
     The totals of the workers' C{reports}, each metric as its C{across}
-    says; the output's metrics are taken from C{own}, the supervisor's.
+    says; the output's metrics are taken from C{own}, the supervisor's,
+    unless the workers write the output themselves (C{workersWrite}): then
+    they are summed like the others.
     """
     reports = list(reports)
     totals: Values = {}
     for spec in METRICS:
-        if spec.across == "output":
+        if spec.across == "output" and not workersWrite:
             value = own.get(spec.name)
         else:
             values = [report[spec.name] for report in reports if report.get(spec.name) is not None]
@@ -160,10 +162,13 @@ class WorkerTotals:
         readings are registered.
     @ivar reports: each live worker's last report, by worker.
     @ivar ended: the counts of the workers that ended, summed.
+    @ivar workersWrite: whether the workers write the output themselves
+        (C{--worker-output direct}), so that its metrics are theirs.
     """
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, workersWrite: bool = False) -> None:
         self.counters = counters
+        self.workersWrite = workersWrite
         self.reports: Dict[Hashable, Values] = {}
         self.ended: Values = {}
 
@@ -183,15 +188,17 @@ class WorkerTotals:
             counts = {
                 spec.name: last[spec.name]
                 for spec in METRICS
-                if spec.type != "gauge" and spec.across == "sum" and last.get(spec.name) is not None
+                if spec.type != "gauge"
+                and (spec.across == "sum" or (spec.across == "output" and self.workersWrite))
+                and last.get(spec.name) is not None
             }
-            self.ended = total([self.ended, counts], {})
+            self.ended = total([self.ended, counts], {}, self.workersWrite)
 
     def values(self) -> Values:
         """
         The totals now.
         """
-        return total([self.ended, *self.reports.values()], readValues(self.counters))
+        return total([self.ended, *self.reports.values()], readValues(self.counters), self.workersWrite)
 
 
 class TotalsCollector:

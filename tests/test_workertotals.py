@@ -108,6 +108,29 @@ class TotalTests(SynchronousTestCase):
         self.assertEqual(decodeCounters(message), (values, True))
         self.assertEqual(decodeCounters(b"".join(encodeCounters({}, last=False))), ({}, False))
 
+    def test_workersWriteTheOutput(self) -> None:
+        """
+        Where the workers write the output themselves, its metrics are the
+        sum of theirs, and an ended worker's writes stay counted.
+        """
+        one = readValues(workerCounters(10, 3, 2))
+        two = readValues(workerCounters(5, 4, 1))
+        one["linelogger_records_written_total"] = 10
+        two["linelogger_records_written_total"] = 5
+        one["linelogger_fsync_seconds"] = (2, 0.5)
+        two["linelogger_fsync_seconds"] = (1, 0.25)
+        own: Values = {"linelogger_records_written_total": 0}
+        totals = total([one, two], own, workersWrite=True)
+        self.assertEqual(totals["linelogger_records_written_total"], 15)
+        self.assertEqual(totals["linelogger_fsync_seconds"], (3, 0.75))
+        supervisor = Counters()
+        supervisor.register("recordsWritten", lambda: 0)
+        workers = WorkerTotals(supervisor, workersWrite=True)
+        workers.update((0, 0), one)
+        workers.update((1, 0), two)
+        workers.workerEnded((0, 0))
+        self.assertEqual(workers.values()["linelogger_records_written_total"], 15)
+
 
 class WorkerTotalsTests(SynchronousTestCase):
     """
