@@ -19,8 +19,8 @@ from .framing import Framer, LongLines
 from .records import RecordContext
 
 if TYPE_CHECKING:
-    from .factory import LineLoggerFactory
     from .interfaces import IStreamTransport
+    from .settings import ConnectionSettings
 
 log = Logger()
 
@@ -32,7 +32,7 @@ class LongLinePolicy:
     protocol's C{__init__} and C{connectionStarted}.
     """
 
-    factory: LineLoggerFactory
+    factory: ConnectionSettings
     transport: IStreamTransport
     context: RecordContext
     framer: Optional[Framer]

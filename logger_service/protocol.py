@@ -28,7 +28,7 @@ from .proxyheader import ProxyHeaderWait
 from .records import RecordContext
 
 if TYPE_CHECKING:
-    from .factory import LineLoggerFactory
+    from .settings import ConnectionSettings
 
 log = Logger()
 
@@ -51,7 +51,7 @@ class LineLoggerProtocol(LineReceiver, ProxyHeaderWait, LongLinePolicy):
     """
 
     delimiter = b"\n"
-    factory: LineLoggerFactory
+    factory: ConnectionSettings
     context: RecordContext
     transport: IStreamTransport
 

@@ -21,8 +21,8 @@ from .interfaces import IConnection
 from .twistedprivate import isProxyWrapper
 
 if TYPE_CHECKING:
-    from .factory import LineLoggerFactory
     from .interfaces import IStreamTransport
+    from .settings import ConnectionSettings
 
 
 class ProxyHeaderWait(TimeoutMixin):
@@ -33,7 +33,7 @@ class ProxyHeaderWait(TimeoutMixin):
     are set in one order).
     """
 
-    factory: LineLoggerFactory
+    factory: ConnectionSettings
     transport: IStreamTransport
     _awaitingProxyHeader: bool
 
