@@ -51,12 +51,47 @@ def openSink(options: Options) -> IRecordSink:
         from .sharedfile import WorkersWriteSink
 
         return WorkersWriteSink(output)
-    return FileSink(
-        output,
-        rotateSize=options["rotate-size"] or None,
-        rotateKeep=options["rotate-keep"] or None,
-        durable=options["fsync"] is not None,
+    return FileSink(output, **fileSettings(options))
+
+
+def fileSettings(options: Options) -> Dict[str, Any]:
+    """
+    How the output file is rotated and synced (C{--rotate-size},
+    C{--rotate-keep}, C{--fsync}), as a file sink takes it.
+    """
+    return {
+        "rotateSize": options["rotate-size"] or None,
+        "rotateKeep": options["rotate-keep"] or None,
+        "durable": options["fsync"] is not None,
+    }
+
+
+def recorderFor(sink: IRecordSink, options: Options, reactor: Any) -> Recorder:
+    """
+    A recorder writing records to C{sink} as the options say (C{--format},
+    C{--buffer}, C{--fsync}, C{--ack}), in a thread.
+    """
+    return Recorder(
+        sink,
+        reactor,
+        format=options["format"],
+        writer=ThreadWriter(reactor),
+        bufferBytes=options["buffer"],
+        fsync=options["fsync"],
+        acks=options["ack"],
     )
+
+
+def workerRecorder(options: Options, reactor: Any) -> Optional[Recorder]:
+    """
+    A worker's recorder, writing to C{--output FILE} itself, if the workers
+    write the output (C{--worker-output direct}); else C{None}.
+    """
+    if options["output"] == "-" or options.get("worker-output", "direct") != "direct":
+        return None
+    from .sharedfile import SharedFileSink
+
+    return recorderFor(SharedFileSink(options["output"], **fileSettings(options)), options, reactor)
 
 
 def openOutput(options: Options, reactor: Any) -> Tuple[Recorder, Optional[Tail]]:
@@ -75,16 +110,7 @@ def openOutput(options: Options, reactor: Any) -> Tuple[Recorder, Optional[Tail]
 
         tail = Tail(reactor, reactor.callFromThread)
         sink = TeeSink(sink, tail)
-    recorder = Recorder(
-        sink,
-        reactor,
-        format=options["format"],
-        writer=ThreadWriter(reactor),
-        bufferBytes=options["buffer"],
-        fsync=options["fsync"],
-        acks=options["ack"],
-    )
-    return recorder, tail
+    return recorderFor(sink, options, reactor), tail
 
 
 def connectionParts(options: Options, recorder: Any, reactor: Any, listeners: int) -> Tuple[Hub, Dict[str, Any], Any]:

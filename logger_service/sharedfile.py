@@ -33,14 +33,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from zope.interface import implementer
 
 from .filesink import FileSink, _AppendingLogFile
-from .recorder import Recorder
 from .sinks import IRecordSink, syncDescriptor
-from .writer import ThreadWriter
 
 
 class _SharedLogFile(_AppendingLogFile):
@@ -211,27 +209,3 @@ class WorkersWriteSink:
         """
         Nothing to close.
         """
-
-
-def workerRecorder(options: Any, reactor: Any) -> Optional[Recorder]:
-    """
-    A worker's recorder, writing to C{--output FILE} itself, if the workers
-    write the output (C{--worker-output direct}); else C{None}.
-    """
-    if options["output"] == "-" or options.get("worker-output", "direct") != "direct":
-        return None
-    sink = SharedFileSink(
-        options["output"],
-        rotateSize=options["rotate-size"] or None,
-        rotateKeep=options["rotate-keep"] or None,
-        durable=options["fsync"] is not None,
-    )
-    return Recorder(
-        sink,
-        reactor,
-        format=options["format"],
-        writer=ThreadWriter(reactor),
-        bufferBytes=options["buffer"],
-        fsync=options["fsync"],
-        acks=options["ack"],
-    )

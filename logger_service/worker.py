@@ -160,7 +160,7 @@ def makeWorkerService(
     @return: the service, its recorder, and with C{--metrics} what reports
         its counters to the supervisor (else C{None}).
     """
-    from .assembly import chatParts, connectionParts
+    from .assembly import chatParts, connectionParts, workerRecorder
     from .drain import HubService
     from .optionvalues import withBacklog
     from .tap import Options
@@ -168,8 +168,6 @@ def makeWorkerService(
     options = Options()
     options.parseOptions(list(argv))
     slot, count, generation = workerPlace(environ)
-    from .sharedfile import workerRecorder
-
     # The worker writes --output FILE itself (--worker-output direct), or
     # sends its records to the supervisor.
     recorder = workerRecorder(options, reactor) or ForwardingRecorder(

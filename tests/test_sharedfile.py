@@ -14,7 +14,8 @@ from typing import Any, List
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.sharedfile import SharedFileSink, WorkersWriteSink, workerRecorder
+from logger_service.assembly import workerRecorder
+from logger_service.sharedfile import SharedFileSink, WorkersWriteSink
 
 from .syscalls import SyscallLog
 
