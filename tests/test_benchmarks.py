@@ -369,3 +369,50 @@ class ProcessTreeTests(SynchronousTestCase):
             todo.extend(children.get(pid, ()))
         self.assertEqual(sorted(procinfo.treePids(tree.pid)), sorted(walked))
         self.assertEqual(len(walked), 5)
+
+
+class UTF8WorkloadTests(SynchronousTestCase):
+    """
+    The UTF-8 ingest workloads are long enough to measure, each the size of
+    its ASCII twin, and rsyslog reads the same input as linelogger.
+    """
+
+    def test_longEnough(self) -> None:
+        """
+        In the full run each UTF-8 ingest workload sends the same 2M lines
+        or more as ingest-200 (seconds per server, not a quarter of one),
+        with line ids that fit their six digits.
+        """
+        from benchmarks.run import BESIDE, UTF8_INGEST, WORKLOADS
+
+        full = WORKLOADS["full"]
+        for name in ("ingest-200", *UTF8_INGEST):
+            sizes = full[name]
+            self.assertEqual(sizes, full["ingest-200"], name)
+            self.assertGreaterEqual(sizes["conns"] * sizes["lines"], 2000000, name)
+            self.assertLess(sizes["lines"], 1000000, name)
+        for name in UTF8_INGEST:
+            self.assertEqual(BESIDE[name], "ingest-200")
+
+    def test_rsyslogSameInput(self) -> None:
+        """
+        rsyslog listens with imtcp on the workload's port on 127.0.0.1 and
+        writes each message, as received, with omfile to the file that is
+        read back; and it runs on every UTF-8 ingest workload.
+        """
+        from benchmarks.run import UTF8_INGEST, WORKLOAD_SERVERS, Context, rsyslogCommand, rsyslogd
+
+        for name in ("ingest-200", *UTF8_INGEST):
+            self.assertIn("rsyslog", WORKLOAD_SERVERS[name])
+            self.assertIn("linelogger", WORKLOAD_SERVERS[name])
+        if rsyslogd() is None:
+            raise SkipTest("rsyslogd is not installed")
+        workdir = Path(tempfile.mkdtemp(prefix="benchmarks-rsyslog-"))
+        self.addCleanup(shutil.rmtree, workdir, True)
+        ctx = Context("ingest-200-zh", 4321, workdir / "output.log", workdir, {"conns": 1, "lines": 1, "size": 200})
+        command = rsyslogCommand(ctx)
+        self.assertIn("-n", command)
+        conf = (workdir / "rsyslog.conf").read_text()
+        self.assertIn('input(type="imtcp" port="4321" address="127.0.0.1"', conf)
+        self.assertIn(f'action(type="omfile" file="{workdir / "output.log"}"', conf)
+        self.assertIn("%rawmsg%", conf)
