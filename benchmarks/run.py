@@ -21,8 +21,9 @@ Options:
     --json FILE        also write every figure, as JSON
     --timeout S        the longest one server may take on one workload
                        (default: 120, or 30 with --quick)
-    --repeat N         run each server N times on the ingest and chat workloads
-                       and report the median (default: 3, or 1 with --quick)
+    --repeat N         run each server N times on the ingest and chat workloads,
+                       the servers taking turns, and report the median
+                       (default: 3, or 1 with --quick)
     --paced-rate D     chat-100: offer D deliveries/s in the paced run instead of
                        half of each server's saturated figure
     --paced-seconds S  chat-100 at half load: how long each chat server's paced
@@ -908,26 +909,35 @@ class Runner:
             result["why"] = f"{result['why']}; {why}" if result.get("why") else why
 
     def runAll(self, workloads: List[str], servers: List[str]) -> List[Dict[str, Any]]:
+        """
+        Run each workload on each of C{servers} that it has.  Repeated runs
+        take turns (every server once, then every server again...), so that
+        a busy spell of a shared machine slows each server's run of that
+        round, not all the runs of one server.
+        """
         results = []
         for workload in workloads:
             key = RATE.get(KIND[workload])
             repeat = self.repeat if key else 1
-            for name in WORKLOAD_SERVERS[workload]:
-                if name not in servers and name != "discard":
-                    continue
-                started = time.monotonic()
-                runs: List[Dict[str, Any]] = []
-                for i in range(repeat):
+            names = [name for name in WORKLOAD_SERVERS[workload] if name in servers or name == "discard"]
+            runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in names}
+            took = dict.fromkeys(names, 0.0)
+            for i in range(repeat):
+                for name in names:
+                    if runs[name] and runs[name][-1]["status"] != "ok":
+                        continue
+                    started = time.monotonic()
                     self.log(f"[{workload}] {name}" + (f" ({i + 1}/{repeat})" if repeat > 1 else "") + " ...")
                     run = self.runOne(workload, name)
                     self.log("    " + report.oneLine(run))
-                    runs.append(run)
-                    if run["status"] != "ok":
-                        break
-                result = pickMedian(runs, key)
+                    runs[name].append(run)
+                    took[name] += time.monotonic() - started
+            for name in names:
+                started = time.monotonic()
+                result = pickMedian(runs[name], key)
                 if KIND[workload] == "chat" and workload not in BESIDE and self.pacedSeconds > 0:
                     result["paced"] = self.runPaced(workload, name, result)
-                result["run_s"] = time.monotonic() - started
+                result["run_s"] = took[name] + time.monotonic() - started
                 results.append(result)
         return results
 

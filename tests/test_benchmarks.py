@@ -416,3 +416,42 @@ class UTF8WorkloadTests(SynchronousTestCase):
         self.assertIn('input(type="imtcp" port="4321" address="127.0.0.1"', conf)
         self.assertIn(f'action(type="omfile" file="{workdir / "output.log"}"', conf)
         self.assertIn("%rawmsg%", conf)
+
+
+class TurnsTests(SynchronousTestCase):
+    """
+    Repeated runs of a workload take turns between its servers.
+    """
+
+    def test_turns(self) -> None:
+        """
+        With --repeat 3 the servers of a workload run in rounds, each once a
+        round; a server whose run failed is not run again; each server's
+        median is reported, in the workload's order of servers.
+        """
+        import argparse
+
+        from benchmarks import run as bench
+
+        calls: List[str] = []
+        figures = {"discard": [5.0, 9.0, 7.0], "linelogger": [3.0, 1.0, 2.0], "rsyslog": [4.0]}
+
+        def runOne(workload: str, name: str) -> Dict[str, Any]:
+            calls.append(name)
+            status = "fail" if name == "rsyslog" else "ok"
+            figure = figures[name][calls.count(name) - 1]
+            return {"workload": workload, "server": name, "status": status, "lines_per_s": figure}
+
+        self.patch(bench.report, "oneLine", lambda result: "")
+        args = argparse.Namespace(quick=False, timeout=None, repeat=3, paced_rate=None, paced_seconds=0.0)
+        runner = bench.Runner(args, Path(tempfile.gettempdir()))
+        runner.log = lambda text: None  # type: ignore[method-assign]
+        runner.runOne = runOne  # type: ignore[method-assign, assignment]
+        results = runner.runAll(["ingest-200-zh"], ["linelogger", "rsyslog"])
+        self.assertEqual(calls, ["discard", "linelogger", "rsyslog", "discard", "linelogger", "discard", "linelogger"])
+        self.assertEqual(
+            [(r["server"], r["lines_per_s"]) for r in results],
+            [("discard", 7.0), ("linelogger", 2.0), ("rsyslog", 4.0)],
+        )
+        self.assertEqual(results[1]["repeats"], [3.0, 1.0, 2.0])
+        self.assertEqual(results[2]["status"], "fail")
