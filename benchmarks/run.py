@@ -28,6 +28,8 @@ Options:
                        half of each server's saturated figure
     --paced-seconds S  chat-100 at half load: how long each chat server's paced
                        run lasts (default: 5, or 0.5 with --quick; 0: none)
+    --lines N          lines per connection on the ingest and chat workloads
+                       instead of their own (a longer chat run: --lines 500)
     --keep             keep the temporary directory (outputs and server logs)
 
 Workloads (sizes of the full run; --quick shrinks them):
@@ -563,6 +565,12 @@ class Runner:
         self.args = args
         self.tmp = tmp
         self.sizes = WORKLOADS["quick" if args.quick else "full"]
+        lines = getattr(args, "lines", None)
+        if lines:
+            self.sizes = {
+                name: {**sizes, "lines": lines} if KIND[name] in ("ingest", "chat") else sizes
+                for name, sizes in self.sizes.items()
+            }
         self.timeout: float = args.timeout or (30.0 if args.quick else 120.0)
         self.repeat: int = args.repeat or (1 if args.quick else 3)
         self.pacedRate: Optional[float] = args.paced_rate
@@ -1013,6 +1021,16 @@ def parseList(value: str, known: List[str], what: str) -> List[str]:
     return names
 
 
+def lines(value: str) -> int:
+    """
+    A number of lines per connection: the line ids have six digits.
+    """
+    count = int(value)
+    if not 1 <= count <= 999999:
+        raise argparse.ArgumentTypeError("must be 1 to 999999")
+    return count
+
+
 def versions() -> Dict[str, Optional[str]]:
     try:
         import twisted
@@ -1086,6 +1104,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--paced-seconds",
         type=float,
         help="length of each chat server's run at half load (default: 5, 0.5 with --quick; 0: none)",
+    )
+    parser.add_argument(
+        "--lines",
+        type=lines,
+        help="lines per connection on the ingest and chat workloads instead of their own (1-999999)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)

@@ -455,3 +455,22 @@ class TurnsTests(SynchronousTestCase):
         )
         self.assertEqual(results[1]["repeats"], [3.0, 1.0, 2.0])
         self.assertEqual(results[2]["status"], "fail")
+
+    def test_lines(self) -> None:
+        """
+        C{--lines} sets the lines per connection of the ingest and chat
+        workloads, not of idle-10k, and only as many as six-digit ids allow.
+        """
+        import argparse
+
+        from benchmarks import run as bench
+
+        args = argparse.Namespace(quick=False, timeout=None, repeat=1, paced_rate=None, paced_seconds=0.0, lines=500)
+        sizes = bench.Runner(args, Path(tempfile.gettempdir())).sizes
+        self.assertEqual(sizes["chat-100-zh"], {"conns": 100, "lines": 500, "size": 80})
+        self.assertEqual(sizes["ingest-200"]["lines"], 500)
+        self.assertEqual(sizes["idle-10k"], bench.WORKLOADS["full"]["idle-10k"])
+        self.assertEqual(bench.WORKLOADS["full"]["chat-100"]["lines"], 50)
+        self.assertEqual(bench.lines("999999"), 999999)
+        for bad in ("0", "1000000"):
+            self.assertRaises(argparse.ArgumentTypeError, bench.lines, bad)
