@@ -1003,6 +1003,7 @@ def pickMedian(runs: List[Dict[str, Any]], key: Optional[str]) -> Dict[str, Any]
     chosen = dict(chosen)
     if key is not None:
         chosen["repeats"] = [r.get(key) for r in runs]
+        chosen["cpu_repeats"] = [r.get("server_cpu_measured_s") for r in runs]
     if any("log_notable" in r for r in runs):
         merged: Dict[str, int] = {}
         for r in runs:

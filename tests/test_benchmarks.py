@@ -474,3 +474,40 @@ class TurnsTests(SynchronousTestCase):
         self.assertEqual(bench.lines("999999"), 999999)
         for bad in ("0", "1000000"):
             self.assertRaises(argparse.ArgumentTypeError, bench.lines, bad)
+
+
+class UTF8ReportTests(SynchronousTestCase):
+    """
+    The UTF-8 table of the report sets linelogger beside rsyslog by median
+    CPU and round by round.
+    """
+
+    def test_rounds(self) -> None:
+        """
+        Each round's lines/s is divided by rsyslog's of the same round; the
+        CPU figures are the medians over the runs.
+        """
+        from benchmarks import report
+
+        def result(server: str, label: str, rates: List[float], cpus: List[float]) -> Dict[str, Any]:
+            return {
+                "workload": "ingest-200-zh",
+                "server": server,
+                "label": label,
+                "status": "ok",
+                "lines_per_s": sorted(rates)[len(rates) // 2],
+                "repeats": rates,
+                "cpu_repeats": cpus,
+                "server_cpu_measured_s": cpus[0],
+            }
+
+        results = [
+            result("linelogger", "linelogger", [100.0, 300.0, 200.0], [2.0, 9.0, 1.0]),
+            result("rsyslog", "rsyslog", [50.0, 400.0, 100.0], [4.0, 3.0, 5.0]),
+        ]
+        lines = report.utf8Lines(results)
+        row = next(line for line in lines if line.startswith("| Chinese | linelogger |"))
+        self.assertEqual(row, "| Chinese | linelogger | 200 | 2.00 | - | 2.00 | 2.00 (2.00 / 0.75 / 2.00) | 2.00 |")
+        rsyslogRow = next(line for line in lines if line.startswith("| Chinese | rsyslog |"))
+        self.assertTrue(rsyslogRow.endswith("| - | - | - |"), rsyslogRow)
+        self.assertIn("round by round, median 2.00×", "\n".join(lines))
