@@ -511,3 +511,36 @@ class UTF8ReportTests(SynchronousTestCase):
         rsyslogRow = next(line for line in lines if line.startswith("| Chinese | rsyslog |"))
         self.assertTrue(rsyslogRow.endswith("| - | - | - |"), rsyslogRow)
         self.assertIn("round by round, median 2.00×", "\n".join(lines))
+
+
+class FramingBenchmarkTests(SynchronousTestCase):
+    """
+    C{python -m benchmarks.framing} measures every framing on every text.
+    """
+
+    def test_measure(self) -> None:
+        """
+        Each framing gets all the records of each text (the run checks the
+        count) and a time per record.
+        """
+        from benchmarks import framing
+
+        for text in ("zh", "bom"):
+            ns = framing.measure(text, 2000, 4096, 1)
+            self.assertEqual(sorted(ns), ["auto", "lf", "nul", "octet"])
+            for name, figure in ns.items():
+                self.assertGreater(figure, 0, name)
+
+    def test_streams(self) -> None:
+        """
+        The streams are framed as each framing's senders frame them, and
+        each framer gives back the lines.
+        """
+        from benchmarks import framing
+        from logger_service.framing import FRAMERS
+
+        lines = ["日志 a".encode(), b"b c"]
+        for name, kind in framing.KINDS.items():
+            data = framing.stream(kind, lines)
+            self.assertEqual(FRAMERS[name](100, framing.LongLines.split).feed(data), lines, name)
+        self.assertEqual(framing.stream("octet", lines), b"8 \xe6\x97\xa5\xe5\xbf\x97 a3 b c")
