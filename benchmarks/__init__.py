@@ -7,5 +7,7 @@ The benchmark suite of linelogger: see L{benchmarks.run} for how to run it.
     - L{benchmarks.procinfo}: what the suite reads from /proc (memory of a
       process tree, connections held, listen drops, the machine).
     - L{benchmarks.report}: the markdown table and the PNG chart.
+    - L{benchmarks.framing}: the framers alone, in-process (ns per record
+      of each framing on the same lines); not part of the suite's run.
     - C{benchmarks/servers/}: the servers compared, one small script each.
 """

@@ -21,12 +21,15 @@ Options:
     --json FILE        also write every figure, as JSON
     --timeout S        the longest one server may take on one workload
                        (default: 120, or 30 with --quick)
-    --repeat N         run each server N times on the ingest and chat workloads
-                       and report the median (default: 3, or 1 with --quick)
+    --repeat N         run each server N times on the ingest and chat workloads,
+                       the servers taking turns, and report the median
+                       (default: 3, or 1 with --quick)
     --paced-rate D     chat-100: offer D deliveries/s in the paced run instead of
                        half of each server's saturated figure
     --paced-seconds S  chat-100 at half load: how long each chat server's paced
                        run lasts (default: 5, or 0.5 with --quick; 0: none)
+    --lines N          lines per connection on the ingest and chat workloads
+                       instead of their own (a longer chat run: --lines 500)
     --keep             keep the temporary directory (outputs and server logs)
 
 Workloads (sizes of the full run; --quick shrinks them):
@@ -37,7 +40,7 @@ Workloads (sizes of the full run; --quick shrinks them):
     chat-100      100 chat clients each sending 50 lines of 80 bytes at once
                   (saturated); then, afresh, the same clients paced so as to
                   offer half the deliveries/s that server reached saturated
-    ingest-200    10 connections x 30,000 lines x 200 bytes, ASCII: the baseline
+    ingest-200    10 connections x 250,000 lines x 200 bytes, ASCII: the baseline
                   of the UTF-8 workloads (discard, linelogger in text and in
                   JSON records, rsyslog)
     ingest-200-zh     the same, each line the seed article's Chinese text
@@ -141,6 +144,12 @@ UTF8_INGEST = {"ingest-200-zh": "zh", "ingest-200-latin": "latin", "ingest-200-b
 """The UTF-8 ingest workloads and the text of their lines: the seed's
 Chinese, accented Latin, RFC 5424 lines with a byte-order mark."""
 
+UTF8_LINES = 250000
+"""Lines per connection of ingest-200 and its UTF-8 twins: 2.5M lines, a few
+seconds for each server, so that one run's ratio to rsyslog is not lost in
+the noise of a shared machine (300,000 lines took ~0.25 s and varied by
++-30 %)."""
+
 PACED_SECONDS = {"full": 5.0, "quick": 0.5}
 MAX_PACED_LINES = 100000
 """The most lines a paced chat client sends (the generator keeps them all)."""
@@ -151,7 +160,7 @@ WORKLOADS: Dict[str, Dict[str, Dict[str, int]]] = {
         "ingest-many": {"conns": 1000, "lines": 200, "size": 100},
         "idle-10k": {"conns": 10000, "lines": 1, "size": 100},
         "chat-100": {"conns": 100, "lines": 50, "size": 80},
-        **{name: {"conns": 10, "lines": 30000, "size": 200} for name in ("ingest-200", *UTF8_INGEST)},
+        **{name: {"conns": 10, "lines": UTF8_LINES, "size": 200} for name in ("ingest-200", *UTF8_INGEST)},
         "chat-100-zh": {"conns": 100, "lines": 50, "size": 80},
     },
     "quick": {
@@ -556,6 +565,12 @@ class Runner:
         self.args = args
         self.tmp = tmp
         self.sizes = WORKLOADS["quick" if args.quick else "full"]
+        lines = getattr(args, "lines", None)
+        if lines:
+            self.sizes = {
+                name: {**sizes, "lines": lines} if KIND[name] in ("ingest", "chat") else sizes
+                for name, sizes in self.sizes.items()
+            }
         self.timeout: float = args.timeout or (30.0 if args.quick else 120.0)
         self.repeat: int = args.repeat or (1 if args.quick else 3)
         self.pacedRate: Optional[float] = args.paced_rate
@@ -902,26 +917,35 @@ class Runner:
             result["why"] = f"{result['why']}; {why}" if result.get("why") else why
 
     def runAll(self, workloads: List[str], servers: List[str]) -> List[Dict[str, Any]]:
+        """
+        Run each workload on each of C{servers} that it has.  Repeated runs
+        take turns (every server once, then every server again...), so that
+        a busy spell of a shared machine slows each server's run of that
+        round, not all the runs of one server.
+        """
         results = []
         for workload in workloads:
             key = RATE.get(KIND[workload])
             repeat = self.repeat if key else 1
-            for name in WORKLOAD_SERVERS[workload]:
-                if name not in servers and name != "discard":
-                    continue
-                started = time.monotonic()
-                runs: List[Dict[str, Any]] = []
-                for i in range(repeat):
+            names = [name for name in WORKLOAD_SERVERS[workload] if name in servers or name == "discard"]
+            runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in names}
+            took = dict.fromkeys(names, 0.0)
+            for i in range(repeat):
+                for name in names:
+                    if runs[name] and runs[name][-1]["status"] != "ok":
+                        continue
+                    started = time.monotonic()
                     self.log(f"[{workload}] {name}" + (f" ({i + 1}/{repeat})" if repeat > 1 else "") + " ...")
                     run = self.runOne(workload, name)
                     self.log("    " + report.oneLine(run))
-                    runs.append(run)
-                    if run["status"] != "ok":
-                        break
-                result = pickMedian(runs, key)
+                    runs[name].append(run)
+                    took[name] += time.monotonic() - started
+            for name in names:
+                started = time.monotonic()
+                result = pickMedian(runs[name], key)
                 if KIND[workload] == "chat" and workload not in BESIDE and self.pacedSeconds > 0:
                     result["paced"] = self.runPaced(workload, name, result)
-                result["run_s"] = time.monotonic() - started
+                result["run_s"] = took[name] + time.monotonic() - started
                 results.append(result)
         return results
 
@@ -979,6 +1003,7 @@ def pickMedian(runs: List[Dict[str, Any]], key: Optional[str]) -> Dict[str, Any]
     chosen = dict(chosen)
     if key is not None:
         chosen["repeats"] = [r.get(key) for r in runs]
+        chosen["cpu_repeats"] = [r.get("server_cpu_measured_s") for r in runs]
     if any("log_notable" in r for r in runs):
         merged: Dict[str, int] = {}
         for r in runs:
@@ -995,6 +1020,16 @@ def parseList(value: str, known: List[str], what: str) -> List[str]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown {what}: {', '.join(unknown)} (known: {', '.join(known)})")
     return names
+
+
+def lines(value: str) -> int:
+    """
+    A number of lines per connection: the line ids have six digits.
+    """
+    count = int(value)
+    if not 1 <= count <= 999999:
+        raise argparse.ArgumentTypeError("must be 1 to 999999")
+    return count
 
 
 def versions() -> Dict[str, Optional[str]]:
@@ -1070,6 +1105,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--paced-seconds",
         type=float,
         help="length of each chat server's run at half load (default: 5, 0.5 with --quick; 0: none)",
+    )
+    parser.add_argument(
+        "--lines",
+        type=lines,
+        help="lines per connection on the ingest and chat workloads instead of their own (1-999999)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)

@@ -369,3 +369,178 @@ class ProcessTreeTests(SynchronousTestCase):
             todo.extend(children.get(pid, ()))
         self.assertEqual(sorted(procinfo.treePids(tree.pid)), sorted(walked))
         self.assertEqual(len(walked), 5)
+
+
+class UTF8WorkloadTests(SynchronousTestCase):
+    """
+    The UTF-8 ingest workloads are long enough to measure, each the size of
+    its ASCII twin, and rsyslog reads the same input as linelogger.
+    """
+
+    def test_longEnough(self) -> None:
+        """
+        In the full run each UTF-8 ingest workload sends the same 2M lines
+        or more as ingest-200 (seconds per server, not a quarter of one),
+        with line ids that fit their six digits.
+        """
+        from benchmarks.run import BESIDE, UTF8_INGEST, WORKLOADS
+
+        full = WORKLOADS["full"]
+        for name in ("ingest-200", *UTF8_INGEST):
+            sizes = full[name]
+            self.assertEqual(sizes, full["ingest-200"], name)
+            self.assertGreaterEqual(sizes["conns"] * sizes["lines"], 2000000, name)
+            self.assertLess(sizes["lines"], 1000000, name)
+        for name in UTF8_INGEST:
+            self.assertEqual(BESIDE[name], "ingest-200")
+
+    def test_rsyslogSameInput(self) -> None:
+        """
+        rsyslog listens with imtcp on the workload's port on 127.0.0.1 and
+        writes each message, as received, with omfile to the file that is
+        read back; and it runs on every UTF-8 ingest workload.
+        """
+        from benchmarks.run import UTF8_INGEST, WORKLOAD_SERVERS, Context, rsyslogCommand, rsyslogd
+
+        for name in ("ingest-200", *UTF8_INGEST):
+            self.assertIn("rsyslog", WORKLOAD_SERVERS[name])
+            self.assertIn("linelogger", WORKLOAD_SERVERS[name])
+        if rsyslogd() is None:
+            raise SkipTest("rsyslogd is not installed")
+        workdir = Path(tempfile.mkdtemp(prefix="benchmarks-rsyslog-"))
+        self.addCleanup(shutil.rmtree, workdir, True)
+        ctx = Context("ingest-200-zh", 4321, workdir / "output.log", workdir, {"conns": 1, "lines": 1, "size": 200})
+        command = rsyslogCommand(ctx)
+        self.assertIn("-n", command)
+        conf = (workdir / "rsyslog.conf").read_text()
+        self.assertIn('input(type="imtcp" port="4321" address="127.0.0.1"', conf)
+        self.assertIn(f'action(type="omfile" file="{workdir / "output.log"}"', conf)
+        self.assertIn("%rawmsg%", conf)
+
+
+class TurnsTests(SynchronousTestCase):
+    """
+    Repeated runs of a workload take turns between its servers.
+    """
+
+    def test_turns(self) -> None:
+        """
+        With --repeat 3 the servers of a workload run in rounds, each once a
+        round; a server whose run failed is not run again; each server's
+        median is reported, in the workload's order of servers.
+        """
+        import argparse
+
+        from benchmarks import run as bench
+
+        calls: List[str] = []
+        figures = {"discard": [5.0, 9.0, 7.0], "linelogger": [3.0, 1.0, 2.0], "rsyslog": [4.0]}
+
+        def runOne(workload: str, name: str) -> Dict[str, Any]:
+            calls.append(name)
+            status = "fail" if name == "rsyslog" else "ok"
+            figure = figures[name][calls.count(name) - 1]
+            return {"workload": workload, "server": name, "status": status, "lines_per_s": figure}
+
+        self.patch(bench.report, "oneLine", lambda result: "")
+        args = argparse.Namespace(quick=False, timeout=None, repeat=3, paced_rate=None, paced_seconds=0.0)
+        runner = bench.Runner(args, Path(tempfile.gettempdir()))
+        runner.log = lambda text: None  # type: ignore[method-assign]
+        runner.runOne = runOne  # type: ignore[method-assign, assignment]
+        results = runner.runAll(["ingest-200-zh"], ["linelogger", "rsyslog"])
+        self.assertEqual(calls, ["discard", "linelogger", "rsyslog", "discard", "linelogger", "discard", "linelogger"])
+        self.assertEqual(
+            [(r["server"], r["lines_per_s"]) for r in results],
+            [("discard", 7.0), ("linelogger", 2.0), ("rsyslog", 4.0)],
+        )
+        self.assertEqual(results[1]["repeats"], [3.0, 1.0, 2.0])
+        self.assertEqual(results[2]["status"], "fail")
+
+    def test_lines(self) -> None:
+        """
+        C{--lines} sets the lines per connection of the ingest and chat
+        workloads, not of idle-10k, and only as many as six-digit ids allow.
+        """
+        import argparse
+
+        from benchmarks import run as bench
+
+        args = argparse.Namespace(quick=False, timeout=None, repeat=1, paced_rate=None, paced_seconds=0.0, lines=500)
+        sizes = bench.Runner(args, Path(tempfile.gettempdir())).sizes
+        self.assertEqual(sizes["chat-100-zh"], {"conns": 100, "lines": 500, "size": 80})
+        self.assertEqual(sizes["ingest-200"]["lines"], 500)
+        self.assertEqual(sizes["idle-10k"], bench.WORKLOADS["full"]["idle-10k"])
+        self.assertEqual(bench.WORKLOADS["full"]["chat-100"]["lines"], 50)
+        self.assertEqual(bench.lines("999999"), 999999)
+        for bad in ("0", "1000000"):
+            self.assertRaises(argparse.ArgumentTypeError, bench.lines, bad)
+
+
+class UTF8ReportTests(SynchronousTestCase):
+    """
+    The UTF-8 table of the report sets linelogger beside rsyslog by median
+    CPU and round by round.
+    """
+
+    def test_rounds(self) -> None:
+        """
+        Each round's lines/s is divided by rsyslog's of the same round; the
+        CPU figures are the medians over the runs.
+        """
+        from benchmarks import report
+
+        def result(server: str, label: str, rates: List[float], cpus: List[float]) -> Dict[str, Any]:
+            return {
+                "workload": "ingest-200-zh",
+                "server": server,
+                "label": label,
+                "status": "ok",
+                "lines_per_s": sorted(rates)[len(rates) // 2],
+                "repeats": rates,
+                "cpu_repeats": cpus,
+                "server_cpu_measured_s": cpus[0],
+            }
+
+        results = [
+            result("linelogger", "linelogger", [100.0, 300.0, 200.0], [2.0, 9.0, 1.0]),
+            result("rsyslog", "rsyslog", [50.0, 400.0, 100.0], [4.0, 3.0, 5.0]),
+        ]
+        lines = report.utf8Lines(results)
+        row = next(line for line in lines if line.startswith("| Chinese | linelogger |"))
+        self.assertEqual(row, "| Chinese | linelogger | 200 | 2.00 | - | 2.00 | 2.00 (2.00 / 0.75 / 2.00) | 2.00 |")
+        rsyslogRow = next(line for line in lines if line.startswith("| Chinese | rsyslog |"))
+        self.assertTrue(rsyslogRow.endswith("| - | - | - |"), rsyslogRow)
+        self.assertIn("round by round, median 2.00×", "\n".join(lines))
+
+
+class FramingBenchmarkTests(SynchronousTestCase):
+    """
+    C{python -m benchmarks.framing} measures every framing on every text.
+    """
+
+    def test_measure(self) -> None:
+        """
+        Each framing gets all the records of each text (the run checks the
+        count) and a time per record.
+        """
+        from benchmarks import framing
+
+        for text in ("zh", "bom"):
+            ns = framing.measure(text, 2000, 4096, 1)
+            self.assertEqual(sorted(ns), ["auto", "lf", "nul", "octet"])
+            for name, figure in ns.items():
+                self.assertGreater(figure, 0, name)
+
+    def test_streams(self) -> None:
+        """
+        The streams are framed as each framing's senders frame them, and
+        each framer gives back the lines.
+        """
+        from benchmarks import framing
+        from logger_service.framing import FRAMERS
+
+        lines = ["日志 a".encode(), b"b c"]
+        for name, kind in framing.KINDS.items():
+            data = framing.stream(kind, lines)
+            self.assertEqual(FRAMERS[name](100, framing.LongLines.split).feed(data), lines, name)
+        self.assertEqual(framing.stream("octet", lines), b"8 \xe6\x97\xa5\xe5\xbf\x97 a3 b c")

@@ -165,3 +165,57 @@ class NulFramerTests(SynchronousTestCase):
             self.assertEqual(recs, [(b"ok", 0), (b"abc", TRUNCATED)], chunks)
             self.assertTrue(framer.closed)
             self.assertEqual(framer.droppedBytes, len(b"def\x00\nmore\x00\n"), chunks)
+
+
+# UTF-8 records, one with a CR before its NUL.
+UTF8_RECORDS = ["<13>1 - h a - - - \ufeff文章".encode(), "日志\r".encode(), b"", "Zoë's café".encode() * 3]
+
+
+class NulOnlyChunkTests(SynchronousTestCase):
+    """
+    A chunk with NULs and no LF is split at NUL directly; its records are
+    those of the translation to LF, however the stream is cut.
+    """
+
+    def test_everyCut(self) -> None:
+        """
+        NUL-ended UTF-8 records cut in two chunks at every byte give the same
+        records as whole, a CR before a NUL removed.
+        """
+        data = b"".join(r + b"\x00" for r in UTF8_RECORDS) * 2
+        expected = [(r.rstrip(b"\r"), 0) for r in UTF8_RECORDS] * 2
+        for i in range(len(data) + 1):
+            self.assertEqual(frame(NulFramer, [data[:i], data[i:]])[0], expected, i)
+
+    def test_heldBytesThenNul(self) -> None:
+        """
+        The unfinished record held from a chunk with a LF ends at the first
+        NUL of a chunk without one.
+        """
+        framer = NulFramer(100)
+        self.assertEqual(framer.feed(b"a\n\xe6\x97"), [b"a"])
+        self.assertEqual(framer.feed(b"\xa5x\x00b\x00"), [b"\xe6\x97\xa5x", b"b"])
+
+    def test_longRecords(self) -> None:
+        """
+        Long records in a chunk without LF follow the split and truncate
+        policies; the rest of a truncated record is dropped up to its NUL,
+        in the same or a later chunk.
+        """
+        self.assertEqual(
+            frame(NulFramer, [b"abcdefg\x00hi\x00"], 3)[0],
+            [(b"abc", SPLIT), (b"def", SPLIT), (b"g", SPLIT), (b"hi", 0)],
+        )
+        recs, framer = frame(NulFramer, [b"abcdef", b"gh\x00ij\x00"], 3, LongLines.truncate)
+        self.assertEqual(recs, [(b"abc", TRUNCATED), (b"ij", 0)])
+        self.assertEqual((framer.droppedBytes, framer.oversizeLines), (5, 1))
+
+    def test_closeCountsRawBytes(self) -> None:
+        """
+        Under close, a chunk without LF counts every byte after the
+        recorded ones as dropped.
+        """
+        recs, framer = frame(NulFramer, [b"ab\x00abcdef\x00gh\x00"], 3, LongLines.close)
+        self.assertEqual(recs, [(b"ab", 0), (b"abc", TRUNCATED)])
+        self.assertEqual(framer.droppedBytes, 7)
+        self.assertTrue(framer.closed)

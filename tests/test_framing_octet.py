@@ -16,6 +16,7 @@ from logger_service.framing import (
     LongLines,
     NulFramer,
     OctetFramer,
+    octet,
 )
 from tests.framingmodels import (
     LOGGER_LF,
@@ -346,3 +347,133 @@ class OctetFramingErrorTests(SynchronousTestCase):
         self.assertEqual(framer.buffered, 10)
         self.assertEqual(records(framer.finish()), [(b"<1>partial", PARTIAL)])
         self.assertEqual(framer.buffered, 0)
+
+
+# UTF-8 messages of 1- to 4-digit lengths: Chinese (3-byte characters),
+# accented Latin (2-byte), an RFC 5424 message with a byte-order mark.
+UTF8_MESSAGES = [
+    "<13>1 - h a - - - \ufeff文章".encode(),
+    b"x",
+    "日志".encode() * 3,
+    "Zoë's café façade, naïve résumé".encode() * 4,
+    "<14>欢迎 ".encode() * 100,
+    b"12 x",
+    "é".encode(),
+]
+
+
+class OctetFastPathTests(SynchronousTestCase):
+    """
+    Whole frames in one chunk take a fast path that looks each C{MSG-LEN SP}
+    up among those seen before (L{octet._LENGTHS}); its records are exactly
+    those of the careful path, however the stream is cut.
+    """
+
+    def setUp(self) -> None:
+        # Start every test with no header known, and leave the shared
+        # table as it was.
+        self.patch(octet, "_LENGTHS", {})
+
+    def test_utf8Frames(self) -> None:
+        """
+        Frames of UTF-8 messages of every MSG-LEN width, in any order, give
+        their messages.
+        """
+        messages = UTF8_MESSAGES + UTF8_MESSAGES[::-1] + UTF8_MESSAGES
+        self.assertEqual(max(len(m) for m in messages), 1100)
+        data = b"".join(octetFrame(m) for m in messages)
+        recs, framer = frame(OctetFramer, [data], 2000)
+        self.assertEqual(recs, [(m, 0) for m in messages])
+        self.assertEqual((framer.framingErrors, framer.buffered), (0, 0))
+
+    def test_everyCut(self) -> None:
+        """
+        Cut in two or three chunks at every byte, the stream gives the same
+        records, the fast path's table filled or not.
+        """
+        data = b"".join(octetFrame(m) for m in UTF8_MESSAGES)
+        expected = [(m, 0) for m in UTF8_MESSAGES]
+        for i in range(len(data) + 1):
+            for chunks in ([data[:i], data[i:]], [data[:i], data[i : i + 7], data[i + 7 :]]):
+                self.assertEqual(frame(OctetFramer, chunks, 2000)[0], expected, i)
+                octet._LENGTHS.clear()
+                self.assertEqual(frame(OctetFramer, chunks, 2000)[0], expected, i)
+
+    def test_lfAfterEveryFrame(self) -> None:
+        """
+        A LF after every frame, uncounted, is skipped on the fast path too.
+        """
+        data = b"".join(octetFrame(m) + b"\n" for m in UTF8_MESSAGES)
+        self.assertEqual(OctetFramer(2000).feed(data), UTF8_MESSAGES)
+
+    def test_knownLengthOverMaxLength(self) -> None:
+        """
+        A MSG-LEN known from another connection, over this framer's
+        maxLength, follows this framer's policy.
+        """
+        message = "日志".encode() * 5
+        data = octetFrame(message) * 2
+        self.assertEqual(OctetFramer(100).feed(data), [message] * 2)
+        self.assertIn(b"30 ", octet._LENGTHS)
+        pieces = [(message[i : i + 12], SPLIT) for i in range(0, 30, 12)]
+        self.assertEqual(frame(OctetFramer, [data], 12)[0], pieces * 2)
+        recs, framer = frame(OctetFramer, [data], 12, LongLines.truncate)
+        self.assertEqual(recs, [(message[:12], TRUNCATED)] * 2)
+        self.assertEqual((framer.droppedBytes, framer.oversizeLines), (36, 2))
+
+    def test_invalidAfterKnown(self) -> None:
+        """
+        A bad header after frames the table knows is a framing error from
+        that frame on, whatever the width guessed: a leading zero, a SP
+        first, digits without SP, a tenth digit.
+        """
+        good = octetFrame("é".encode() * 5) + octetFrame(b"abc")
+        for bad in (b"010 \xc3\xa9\xc3\xa9", b" 3 abc", b"3\xc3\xa9", b"3x abc", b"1234567890 x"):
+            self.patch(octet, "_LENGTHS", {})
+            for chunks in ([good * 2 + bad], [good, good + bad]):
+                recs, framer = frame(OctetFramer, chunks, 100)
+                messages = [("é".encode() * 5, 0), (b"abc", 0)] * 2
+                self.assertEqual(recs[:4], messages, bad)
+                self.assertEqual(recs[4:], frame(NulFramer, [bad])[0], bad)
+                self.assertEqual(framer.framingErrors, 1, bad)
+
+    def test_wrongWidthGuess(self) -> None:
+        """
+        A header of another width than the one before, whose first bytes
+        look like a known header, is read whole: C{12 } known, C{123 } is a
+        frame of 123 bytes, not one of 12; and a narrower one after it.
+        """
+        long = b"y" * 123
+        data = octetFrame(b"x" * 12) + octetFrame(long) + octetFrame(b"x" * 12) + octetFrame(b"z")
+        self.assertEqual(
+            frame(OctetFramer, [data], 200)[0],
+            [(b"x" * 12, 0), (long, 0), (b"x" * 12, 0), (b"z", 0)],
+        )
+
+    def test_tableOnlyValid(self) -> None:
+        """
+        The table holds only valid headers, each with its length, whatever
+        was fed.
+        """
+        for data in (
+            b"".join(octetFrame(m) for m in UTF8_MESSAGES),
+            b"3 abc012 x 4 abcd",
+            b"5 abcde\n\n7 \xe6\x97\xa5x",
+        ):
+            OctetFramer(2000).feed(data)
+        self.assertTrue(octet._LENGTHS)
+        for key, length in octet._LENGTHS.items():
+            self.assertRegex(key, rb"\A[1-9][0-9]{0,8} \Z")
+            self.assertEqual(int(key), length)
+
+    def test_tableBounded(self) -> None:
+        """
+        The table stops growing at its bound; later headers are read the
+        careful way, with the same records.
+        """
+        self.patch(octet, "_MAX_LENGTHS", 3)
+        messages = [b"m" * n for n in range(1, 12)]
+        data = b"".join(octetFrame(m) for m in messages)
+        self.assertEqual(OctetFramer(100).feed(data), messages)
+        self.assertEqual(len(octet._LENGTHS), 3)
+        self.assertEqual(OctetFramer(100).feed(data), messages)

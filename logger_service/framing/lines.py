@@ -115,13 +115,14 @@ class LineFramer:
             data = data[end + 1 :]
         return self._split(data)
 
-    def _split(self, data: bytes) -> List[bytes]:
+    def _split(self, data: bytes, terminator: bytes = b"\n") -> List[bytes]:
         """
-        Split C{data}, after the held bytes, at LF: the lines it completed.
+        Split C{data}, after the held bytes, at LF (or at C{terminator}, a
+        framing that ends lines at another byte): the lines it completed.
         """
         if self._buffer:
             data = self._buffer + data
-        parts = data.split(b"\n")
+        parts = data.split(terminator)
         rest = parts.pop()
         if self._splitting or len(data) > self.maxLength:
             return self._slowPath(parts, rest)

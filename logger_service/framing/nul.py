@@ -30,9 +30,6 @@ __all__ = ["NulFramer"]
 # One terminator of the NUL framing, as the translation to LF sees it.
 _TERMINATOR = re.compile(rb"\x00\n?|\n")
 
-# A bytes.translate table making NUL a LF.
-_NUL_TO_LF = bytes([0x0A, *range(1, 256)])
-
 
 class NulFramer(LineFramer):
     """
@@ -70,9 +67,13 @@ class NulFramer(LineFramer):
         self._afterNul = data[-1] == 0
         if b"\n" in data:
             translated = data.replace(b"\x00\n", b"\n").replace(b"\x00", b"\n")
+        elif not self._discarding and self.policy is not LongLines.close:
+            # Only NULs (as SysLogHandler sends), nothing to skip to: split
+            # at NUL as LineFramer splits at LF, without a translated copy.
+            return self._split(data, b"\x00")
         else:
-            # Only NULs (as SysLogHandler sends): one pass, no NUL LF to join.
-            translated = data.translate(_NUL_TO_LF)
+            # Only NULs: no NUL LF to join.
+            translated = data.replace(b"\x00", b"\n")
         if self.policy is not LongLines.close:
             return LineFramer.feed(self, translated)
         held, dropped = self._buffer, self.droppedBytes

@@ -47,7 +47,7 @@ each frame is C{MSG-LEN SP SYSLOG-MSG}.
 from __future__ import annotations
 
 import re
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .common import PARTIAL, SPLIT, TRUNCATED, Line, LongLines, checkMaxLength, pieces
 from .nul import NulFramer
@@ -60,6 +60,14 @@ MAX_DIGITS = 9
 # A whole MSG-LEN and its SP; and the digits of one not yet finished.
 _HEADER = re.compile(rb"([1-9][0-9]{0,%d}) " % (MAX_DIGITS - 1))
 _DIGITS = re.compile(rb"[1-9][0-9]{0,%d}" % (MAX_DIGITS - 1))
+
+_LENGTHS: Dict[bytes, int] = {}
+"""Valid C{MSG-LEN SP} headers seen, and their lengths: the fast path's
+check and parse in one look-up, shared by every connection."""
+
+_MAX_LENGTHS = 4096
+"""The most headers L{_LENGTHS} holds (each under 100 bytes); later new
+ones are checked every time."""
 
 
 class OctetFramer:
@@ -248,26 +256,43 @@ class OctetFramer:
         Append to C{out} the messages of the whole frames, none longer than
         C{maxLength}, that start at C{pos} in C{data} (LF bytes between them
         skipped); return where the first other frame starts.  This is the common
-        case, taken with a few steps a frame; the general loop takes the
-        rest, framing errors included.
+        case; the general loop takes the rest, framing errors included.
+
+        A frame costs a slice, a dictionary look-up and a slice: its
+        C{MSG-LEN SP} is looked up in L{_LENGTHS}, which holds only valid
+        ones, guessing that it has as many digits as the one before (a wrong
+        guess is no valid key: either it lacks the SP or it has a non-digit).
+        Only a header not seen before is found and checked byte by byte.
         """
         end, maxLength = len(data), self.maxLength
-        find = data.find
         append = out.append
-        while pos < end:
-            first = data[pos]
-            if first == 0x0A:
-                pos += 1
-                continue
-            space = find(b" ", pos + 1, pos + MAX_DIGITS + 1)
-            if space < 0 or first == 0x30:
-                break
-            digits = data[pos:space]
-            if not digits.isdigit():
-                break
-            start = space + 1
-            stop = start + int(digits)
-            if stop > end or stop - start > maxLength:
+        get = _LENGTHS.get
+        # The length of the last header, SP included; 0 (no key) at first.
+        width = 0
+        while True:
+            start = pos + width
+            length = get(data[pos:start])
+            if length is None:
+                if pos == end:
+                    break
+                # A new header, or one of another width: find and check it.
+                space = data.find(b" ", pos, pos + MAX_DIGITS + 1)
+                digits = data[pos:space]
+                if space < 0 or not digits.isdigit() or digits[0] == 0x30:
+                    if data[pos] == 0x0A:
+                        pos += 1
+                        continue
+                    break
+                start = space + 1
+                width = start - pos
+                length = int(digits)
+                if len(_LENGTHS) < _MAX_LENGTHS:
+                    _LENGTHS[data[pos:start]] = length
+            # A key cut short by the end of the chunk can be valid: then
+            # start, and so stop, is past the end, and the general loop
+            # takes that frame.
+            stop = start + length
+            if stop > end or length > maxLength:
                 break
             append(data[start:stop])
             pos = stop
