@@ -190,6 +190,11 @@ the others are ASCII."""
 BESIDE = {**{name: "ingest-200" for name in UTF8_INGEST}, "chat-100-zh": "chat-100"}
 """Each UTF-8 workload, and the ASCII workload of the same line length."""
 
+BASELINE = os.environ.get("LINELOGGER_BASELINE")
+"""A checkout of an earlier linelogger (C{git worktree add DIR REV}): with it
+set, the server linelogger-baseline runs that code wherever linelogger runs,
+so that a change is measured before and after, side by side in one run."""
+
 LINELOGGERS = ["linelogger", "linelogger-quiet", "linelogger-openssl"]
 LOGGERS = [*LINELOGGERS, "rsyslog", "forking", "threading", "select", "simplelogger", "asyncio"]
 CHATS = ["linelogger", "chatserver", "select-relay"]
@@ -210,8 +215,13 @@ ALL_SERVERS = [
     "chatserver",
     "select-relay",
 ]
-OPT_IN = ["linelogger-openssl"]
-"""Servers run only when --servers names them."""
+for _servers in WORKLOAD_SERVERS.values():
+    if "linelogger" in _servers:
+        _servers.insert(_servers.index("linelogger") + 1, "linelogger-baseline")
+ALL_SERVERS.insert(ALL_SERVERS.index("linelogger") + 1, "linelogger-baseline")
+OPT_IN = ["linelogger-openssl", *([] if BASELINE else ["linelogger-baseline"])]
+"""Servers run only when --servers names them (the baseline runs by default
+when C{LINELOGGER_BASELINE} is set)."""
 DEFAULT_SERVERS = [s for s in ALL_SERVERS if s not in OPT_IN]
 
 
@@ -370,6 +380,14 @@ SPECS: Dict[str, ServerSpec] = {
             unavailable=rsyslogUnavailable,
         ),
         ServerSpec("linelogger", "linelogger", lineloggerCommand, "text records; defaults"),
+        ServerSpec(
+            "linelogger-baseline",
+            "linelogger (baseline)",
+            lineloggerCommand,
+            f"text records; defaults; the code of {BASELINE}",
+            env=lambda ctx: {"PYTHONPATH": BASELINE or ""},
+            unavailable=lambda: None if BASELINE else "LINELOGGER_BASELINE is not set",
+        ),
         ServerSpec(
             "linelogger-quiet",
             "linelogger --no-connection-log",
