@@ -1167,14 +1167,15 @@ class SlowlorisTests(_ServerTestMixin, SynchronousTestCase):
 
     def test_trickler(self) -> None:
         """
-        With C{--idle-timeout 5 --line-timeout 6}, a client sending one byte
+        With C{--idle-timeout 5 --line-timeout 7}, a client sending one byte
         every 2 s (never idle, never ending its line) is told C{error: no
-        end of line in 6 seconds} and closed about 6 s after its first
-        byte; the bytes it sent are recorded; a client ending a line every
+        end of line in 7 seconds} and closed about 7 s after its first
+        byte (a second away from any byte it sends, so that none is on its
+        way as the server closes); the bytes it sent are recorded; a client ending a line every
         2 s meanwhile stays open.  The log says why, and
         C{linelogger_line_timeouts_total} counts it.
         """
-        server, metricsPort = startWithMetrics(self, "--idle-timeout", "5", "--line-timeout", "6")
+        server, metricsPort = startWithMetrics(self, "--idle-timeout", "5", "--line-timeout", "7")
         trickler = server.connect()
         steady = server.connect()
         started = time.monotonic()
@@ -1194,16 +1195,16 @@ class SlowlorisTests(_ServerTestMixin, SynchronousTestCase):
         self.assertIsNotNone(closedAfter, "the trickler was never closed")
         assert closedAfter is not None
         answer = recvAll(trickler)
-        self.assertEqual(answer, b"error: no end of line in 6 seconds; closing connection\r\n")
-        self.assertGreaterEqual(closedAfter, 5.5)
-        self.assertLess(closedAfter, 12.0)
+        self.assertEqual(answer, b"error: no end of line in 7 seconds; closing connection\r\n")
+        self.assertGreaterEqual(closedAfter, 6.5)
+        self.assertLess(closedAfter, 13.0)
         readable, _, _ = select.select([steady], [], [], 0)
         self.assertEqual(readable, [], "the steady client was closed or sent something")
         self.assertEqual(sample(metricsPort, "linelogger_line_timeouts_total"), 1)
         self.assertEqual(sample(metricsPort, "linelogger_idle_timeouts_total"), 0)
-        print(f"\nline timeout 6s, a byte every 2s: closed {closedAfter:.2f}s after the first byte")
+        print(f"\nline timeout 7s, a byte every 2s: closed {closedAfter:.2f}s after the first byte")
         log = self.stopCleanly(server)
-        self.assertIn(f"{peerOf(trickler)} held an unfinished line for 6.0s: closing", log)
+        self.assertIn(f"{peerOf(trickler)} held an unfinished line for 7.0s: closing", log)
         payloads = payloadsOf(server.records())
         self.assertIn(sent.decode(), payloads)
         self.assertEqual([p for p in payloads if p.startswith("steady")], [f"steady {i}" for i in range(n)])
