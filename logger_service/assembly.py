@@ -94,13 +94,14 @@ def workerRecorder(options: Options, reactor: Any) -> Optional[Recorder]:
     return recorderFor(SharedFileSink(options["output"], **fileSettings(options)), options, reactor)
 
 
-def openOutput(options: Options, reactor: Any) -> Tuple[Recorder, Optional[Tail]]:
+def openOutput(options: Options, reactor: Any) -> Tuple[Recorder, Optional[Tail], IRecordSink]:
     """
-    The recorder writing the output C{--output} names, and with
-    C{--web-token-file} the live tail that sees what it writes.
+    The recorder writing the output C{--output} names, with
+    C{--web-token-file} the live tail that sees what it writes, and the
+    output's own sink.
     """
     try:
-        sink = openSink(options)
+        output = sink = openSink(options)
     except OSError as e:
         raise SystemExit(f"linelogger: cannot open --output {options['output']}: {e.strerror}") from None
     tail = None
@@ -110,7 +111,7 @@ def openOutput(options: Options, reactor: Any) -> Tuple[Recorder, Optional[Tail]
 
         tail = Tail(reactor, reactor.callFromThread)
         sink = TeeSink(sink, tail)
-    return recorderFor(sink, options, reactor), tail
+    return recorderFor(sink, options, reactor), tail, output
 
 
 def connectionParts(options: Options, recorder: Any, reactor: Any, listeners: int) -> Tuple[Hub, Dict[str, Any], Any]:
@@ -184,7 +185,9 @@ def chatParts(
     return LineLoggerFactory(hub, sessions=chat.session, **settings), chat, broker
 
 
-def workersService(options: Options, arguments: Sequence[str], recorder: Recorder, reactor: Any) -> LineLoggerService:
+def workersService(
+    options: Options, arguments: Sequence[str], recorder: Recorder, output: IRecordSink, reactor: Any
+) -> LineLoggerService:
     """
     The service of C{--workers N} (N > 1): this process binds every
     endpoint and writes the records that N worker processes send (see
@@ -207,9 +210,9 @@ def workersService(options: Options, arguments: Sequence[str], recorder: Recorde
         daemon=options.get("daemon", False),
     )
     pool.setServiceParent(top)
-    if isinstance(recorder.sink, WorkersWriteSink):
+    if isinstance(output, WorkersWriteSink):
         # The workers write the output (sharedfile.py): SIGHUP reopens theirs.
-        recorder.sink.reopenWorkers = lambda: reactor.callFromThread(pool.reopenWorkers)
+        output.reopenWorkers = lambda: reactor.callFromThread(pool.reopenWorkers)
         pool.workersWrite = True
     counters = Counters()
     pool.register(counters)

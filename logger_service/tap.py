@@ -350,7 +350,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
 
         reactor = _reactor
     assert reactor is not None
-    recorder, tail = openOutput(options, reactor)
+    recorder, tail, output = openOutput(options, reactor)
     listeners = len(options["port"]) + (1 if options["metrics"] else 0) + (1 if options["web"] else 0)
     if options.get("workers", 1) > 1:
         # The workers accept, each fitting its own limits to its descriptors
@@ -359,7 +359,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
             fdlimit.fit(options["max-connections"], options["backlog"], listeners)
         except ValueError as e:
             raise SystemExit(f"linelogger: {e}") from None
-        return workersService(options, options.arguments, recorder, reactor)
+        return workersService(options, options.arguments, recorder, output, reactor)
     hub, settings, descriptors = connectionParts(options, recorder, reactor, listeners)
     factory, chat, broker = chatParts(options, hub, settings, reactor)
     top = LineLoggerService(recorder, reactor, daemon=options.get("daemon", False))
