@@ -12,11 +12,18 @@ any TLS or PROXY-protocol layer (see L{InputDrain}).  What TLS clients send
 is counted as ciphertext there, and every complete TLS record among those
 bytes is decrypted and handed on before the count is reached, so nothing a
 client of any transport sent before the signal is left unread.
+
+Connections the kernel has completed but nobody accepted yet when the
+shutdown begins (they wait in a listening socket's queue, their lines in
+the kernel already) would be reset when the listener closes: each listener
+first accepts them (L{acceptQueued}), so that they are drained as the
+others are.
 """
 
 from __future__ import annotations
 
 import fcntl
+import select
 import termios
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
@@ -26,6 +33,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from .interfaces import IConnection
+from .twistedprivate import acceptedCount
 
 if TYPE_CHECKING:
     from .connlog import ConnectionLog
@@ -64,6 +72,44 @@ def pendingInput(protocol: IConnection) -> int:
     except (AttributeError, OSError, ValueError, TypeError):
         return 0
     return int.from_bytes(buf, "little", signed=True)
+
+
+def acceptQueued(port: Any, most: int) -> int:
+    """
+    Accept the connections the kernel has already queued on the listening
+    C{port}, at most C{most} of them, before it stops listening.
+
+    The listening socket is readable as long as its queue holds a
+    connection; C{port.doRead()} accepts what is queued (as many at a time
+    as the port accepts per turn of the reactor, and no more than are left
+    to accept) and hands each connection to the port's factory, as when
+    running.  A queue holds at most the listen backlog and one more, so
+    C{backlog + 1} covers every connection queued when the shutdown begins,
+    while clients that go on connecting cannot keep it going.
+
+    @param port: a listening port that is an C{IReadDescriptor} (TCP, UNIX,
+        adopted; under TLS and PROXY-protocol factories too).
+    @return: how many connections it accepted (where the port cannot
+        tell, how many times it was read).
+    """
+    try:
+        poller = select.poll()
+        poller.register(port.fileno(), select.POLLIN)
+    except (AttributeError, OSError, ValueError, TypeError):
+        return 0
+    before = acceptedCount(port)
+    reads = accepted = 0
+    while reads < most and accepted < most and poller.poll(0):
+        if isinstance(getattr(port, "numberAccepts", None), int):
+            # Twisted's TCP and UNIX ports accept up to this many per read
+            # (and raise it after a read that reached it): no more than
+            # are left to accept.
+            port.numberAccepts = min(port.numberAccepts, most - accepted)
+        port.doRead()
+        reads += 1
+        now = acceptedCount(port)
+        accepted = reads if now is None or before is None else now - before
+    return accepted
 
 
 class InputDrain:

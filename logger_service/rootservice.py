@@ -1,20 +1,28 @@
 """
 The root of the service tree: its children's stop order, SIGHUP, and a
 listener that cannot listen reported in one line.
+
+Its listeners (L{QueueAcceptingListener}) accept, when they stop, the
+connections the kernel had already queued for them, before closing.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-from typing import Any, List
+from typing import Any, List, Optional
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
+from zope.interface import implementer
 
+from .drain import acceptQueued
 from .recorder import Recorder
+from .twistedprivate import raiseListenErrorsAtOnce
 
 # Logged under the name of the plugin's module, as all start-up messages are.
 log = Logger(namespace="logger_service.tap")
@@ -125,3 +133,63 @@ def listenError(error: Exception) -> str:
     if isinstance(error, OSError) and error.filename is not None:
         return f"cannot listen: {error.filename}: {error.strerror}"
     return f"cannot listen: {error}"
+
+
+@implementer(IStreamServerEndpoint)
+class PortKeepingEndpoint:
+    """
+    An endpoint that listens as C{endpoint} does and keeps the port it
+    listens on, for L{QueueAcceptingListener}.
+
+    @ivar port: the listening port, once listening; else C{None}.
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint) -> None:
+        self.endpoint = endpoint
+        self.port: Optional[IListeningPort] = None
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """
+        Listen, and keep the port.
+        """
+
+        def keep(port: IListeningPort) -> IListeningPort:
+            self.port = port
+            return port
+
+        return self.endpoint.listen(protocolFactory).addCallback(keep)
+
+
+class QueueAcceptingListener(StreamServerEndpointService):
+    """
+    A listener which, when it stops, first accepts the connections the
+    kernel has already queued on its socket (at most C{backlog + 1}; see
+    L{acceptQueued}) and only then stops listening.
+
+    Closing a listening socket resets the connections in its queue, though
+    their handshake is done and what they sent is in the kernel: sent before
+    the signal, and lost.  Accepted, they are open connections like the
+    others, which the shutdown drain then reads: so it must stop after the
+    listeners, as it does in the order of L{LineLoggerService} and of a
+    worker's service.  A listening start error is raised at once (as
+    C{strports.service} has it).
+
+    @ivar backlog: the listen backlog: the most connections its queue holds,
+        less one.
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, backlog: int) -> None:
+        self.keeper = PortKeepingEndpoint(endpoint)
+        StreamServerEndpointService.__init__(self, self.keeper, factory)
+        raiseListenErrorsAtOnce(self)
+        self.backlog = backlog
+
+    def stopService(self) -> Any:
+        """
+        Accept what is queued, then stop listening.
+        """
+        if self.keeper.port is not None:
+            accepted = acceptQueued(self.keeper.port, self.backlog + 1)
+            if accepted:
+                log.info("Stopping: accepted {count} connections already queued", count=accepted)
+        return StreamServerEndpointService.stopService(self)

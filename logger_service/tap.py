@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, List, Optional
 
-from twisted.application import strports
+from twisted.internet import endpoints
 from twisted.python import usage
 
 from twisted import copyright
@@ -33,7 +33,7 @@ from .optionvalues import (
     workerCount,
 )
 from .records import FORMATTERS
-from .rootservice import LineLoggerService
+from .rootservice import LineLoggerService, QueueAcceptingListener
 from .startup import StartupError, checkEndpoint
 from .systemd import NotifyService
 
@@ -394,7 +394,8 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
     ports: List[str] = options["port"]
     for description in ports:
         description = withBacklog(description, descriptors.backlog)
-        strports.service(description, factory, reactor=reactor).setServiceParent(top)
+        endpoint = endpoints.serverFromString(reactor, description)
+        QueueAcceptingListener(endpoint, factory, descriptors.backlog).setServiceParent(top)
     # Last: it starts once every listener is up (READY=1), and stops first
     # (STOPPING=1).
     NotifyService(hub.counters, reactor).setServiceParent(top)

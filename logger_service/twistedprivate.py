@@ -10,7 +10,7 @@ changed Twisted loses a refinement rather than the service.
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Tuple
+from typing import Any, BinaryIO, Optional, Tuple
 
 from twisted.internet import tcp
 from twisted.python.logfile import LogFile
@@ -136,3 +136,25 @@ class OpenableLogFile(LogFile):
     @file.setter
     def file(self, opened: BinaryIO) -> None:
         self._file = opened
+
+
+def acceptedCount(port: object) -> Optional[int]:
+    """
+    How many connections a TCP or UNIX listening port (C{tcp.Port},
+    C{unix.Port}) has accepted and handed to a protocol so far: its
+    C{sessionno}, which its C{doRead} counts up by one per connection.
+
+    @return: the count, or C{None} for any other port, or if the attribute
+        is missing.
+    """
+    count = getattr(port, "sessionno", None)
+    return count if isinstance(count, int) else None
+
+
+def raiseListenErrorsAtOnce(service: Any) -> None:
+    """
+    Have a C{StreamServerEndpointService} raise a listening error from its
+    C{privilegedStartService} (its C{_raiseSynchronously}, which
+    C{strports.service} sets too), instead of logging it later.
+    """
+    service._raiseSynchronously = True

@@ -202,14 +202,15 @@ def makeWorkerService(
     ports: List[str] = options["port"]
     if len(sockets) != len(ports):
         raise SystemExit(f"linelogger worker: {len(sockets)} listening sockets for {len(ports)} --port endpoints")
-    from twisted.application.internet import StreamServerEndpointService
+    from .rootservice import QueueAcceptingListener
 
     for description, (fd, family) in zip(ports, sockets):
         adopting = AdoptingReactor(reactor, fd, family)
         endpoint = endpoints.serverFromString(adopting, withBacklog(adoptable(description), descriptors.backlog))
-        service = StreamServerEndpointService(endpoint, factory)
-        service._raiseSynchronously = True
-        service.setServiceParent(top)
+        # Stopped first: it accepts what the kernel queued for this worker
+        # before closing its copy of the socket, and the drain reads it.
+        # (The supervisor keeps its copy open until every worker exited.)
+        QueueAcceptingListener(endpoint, factory, descriptors.backlog).setServiceParent(top)
     return top, recorder, reporter
 
 

@@ -8,17 +8,19 @@ import json
 import socket
 from typing import List, Tuple
 
+from twisted.internet import tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
 from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service.drain import HubService, pendingInput
+from logger_service.drain import HubService, acceptQueued, pendingInput
 from logger_service.factory import LineLoggerFactory
 from logger_service.framing import LongLines
 from logger_service.hub import Hub
@@ -278,3 +280,59 @@ class WrappedDrainTests(SynchronousTestCase):
             wrapper.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.hub.awaitingHeader, {})
         self.assertEqual(self.hub.counters.refused, {})
+
+
+class AcceptQueuedTests(SynchronousTestCase):
+    """
+    L{acceptQueued} accepts, on a real listening socket, the connections
+    the kernel has queued.
+    """
+
+    def listening(self, count: int) -> Tuple[tcp.Port, List[Protocol]]:
+        """
+        A Twisted TCP port on loopback, driven by a memory reactor (it
+        accepts only when read), and C{count} clients connected to it.
+        """
+        built: List[Protocol] = []
+
+        class Remembering(Factory):
+            def buildProtocol(self, addr: object) -> Protocol:
+                protocol = Protocol()
+                built.append(protocol)
+                return protocol
+
+        port = tcp.Port(0, Remembering(), 50, "127.0.0.1", MemoryReactorClock())
+        port.startListening()
+        self.addCleanup(port.connectionLost, Failure(ConnectionDone()))
+        for _ in range(count):
+            client = socket.create_connection(("127.0.0.1", port.getHost().port))
+            self.addCleanup(client.close)
+        return port, built
+
+    def test_acceptsTheQueue(self) -> None:
+        """
+        Every queued connection is accepted and handed to the factory, even
+        where the port accepts one per read; then the queue is empty.
+        """
+        port, built = self.listening(5)
+        port.numberAccepts = 1
+        self.assertEqual(acceptQueued(port, 51), 5)
+        self.assertEqual(len(built), 5)
+        self.assertEqual(acceptQueued(port, 51), 0)
+
+    def test_bounded(self) -> None:
+        """
+        It accepts no more than it is told (where the port accepts one
+        connection per read), leaving the rest queued.
+        """
+        port, built = self.listening(5)
+        port.numberAccepts = 1
+        self.assertEqual(acceptQueued(port, 3), 3)
+        self.assertEqual(len(built), 3)
+        self.assertEqual(acceptQueued(port, 10), 2)
+
+    def test_notAListeningSocket(self) -> None:
+        """
+        A port without a descriptor (as in memory) accepts nothing.
+        """
+        self.assertEqual(acceptQueued(object(), 10), 0)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import inspect
 import os
+import socket
 from typing import Any, List, Optional
 
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import reactor, tcp, unix
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import (
     SSL4ServerEndpoint,
@@ -20,17 +23,20 @@ from twisted.internet.endpoints import (
     UNIXServerEndpoint,
     serverFromString,
 )
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.python.logfile import LogFile
 from twisted.trial.unittest import SynchronousTestCase
 
 from logger_service.twistedprivate import (
     PROXY_WRAPPERS,
     OpenableLogFile,
+    acceptedCount,
     bufferedBytes,
     hasWriteBuffers,
     isProxyWrapper,
+    raiseListenErrorsAtOnce,
     tcpEndpointAddress,
     unixEndpointPath,
     webSocketTCP,
@@ -232,3 +238,73 @@ class LogFileTests(SynchronousTestCase):
         logFile.file = open(other, "wb", 0)
         logFile.write(b"de")
         self.assertEqual(os.path.getsize(other), 2)
+
+
+class AcceptedCountTests(SynchronousTestCase):
+    """
+    L{acceptedCount} reads how many connections a listening port accepted.
+    """
+
+    def accepts(self, port: Any, connect: Any) -> None:
+        """
+        C{port}'s C{sessionno} counts up by one per connection that C{doRead}
+        accepts.
+        """
+        port.startListening()
+        self.addCleanup(port.connectionLost, None)
+        self.assertEqual(acceptedCount(port), 0)
+        clients = [connect() for _ in range(3)]
+        for client in clients:
+            self.addCleanup(client.close)
+        port.doRead()
+        self.assertEqual(acceptedCount(port), 3)
+
+    def test_tcp(self) -> None:
+        """
+        A C{tcp.Port}.
+        """
+        port = tcp.Port(0, Factory.forProtocol(Protocol), 50, "127.0.0.1", MemoryReactorClock())
+        self.accepts(port, lambda: socket.create_connection(("127.0.0.1", port.getHost().port)))
+
+    def test_unix(self) -> None:
+        """
+        A C{unix.Port}.
+        """
+        path = os.path.join(self.mktemp() + ".d", "s.sock")
+        os.makedirs(os.path.dirname(path))
+        port = unix.Port(path.encode(), Factory.forProtocol(Protocol), 50, 0o666, MemoryReactorClock())
+
+        def connect() -> socket.socket:
+            client = socket.socket(socket.AF_UNIX)
+            client.connect(path)
+            return client
+
+        self.accepts(port, connect)
+
+    def test_other(self) -> None:
+        """
+        Anything else has no count.
+        """
+        self.assertIsNone(acceptedCount(object()))
+
+
+class ListenErrorTests(SynchronousTestCase):
+    """
+    L{raiseListenErrorsAtOnce} makes a listening error raise at start.
+    """
+
+    def test_raises(self) -> None:
+        """
+        A C{StreamServerEndpointService} whose endpoint cannot listen raises
+        the error from C{privilegedStartService}.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        service = StreamServerEndpointService(
+            TCP4ServerEndpoint(reactor, port, interface="127.0.0.1"), Factory.forProtocol(Protocol)
+        )
+        raiseListenErrorsAtOnce(service)
+        self.assertRaises(CannotListenError, service.privilegedStartService)
