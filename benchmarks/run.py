@@ -65,6 +65,12 @@ Servers (each a subprocess listening on a free port on 127.0.0.1):
     linelogger     twistd -n linelogger (with --chat on chat-100), as installed
                    without the tls extra: pyOpenSSL, if this Python has it, is
                    kept from being imported (Twisted imports it eagerly)
+    linelogger-workers
+                   the same with --workers 2 (ingest-small, ingest-many,
+                   idle-10k; only if asked for: see benchmarks/workers.py)
+    linelogger-baseline
+                   the code of the checkout LINELOGGER_BASELINE names, beside
+                   linelogger in every workload (only when it is set)
     linelogger-quiet
                    the same with --no-connection-log (ingest and idle only)
     linelogger-every
@@ -218,8 +224,12 @@ ALL_SERVERS = [
 for _servers in WORKLOAD_SERVERS.values():
     if "linelogger" in _servers:
         _servers.insert(_servers.index("linelogger") + 1, "linelogger-baseline")
+for _workload in ("ingest-small", "ingest-many", "idle-10k"):
+    _servers = WORKLOAD_SERVERS[_workload]
+    _servers.insert(_servers.index("linelogger") + 1, "linelogger-workers")
 ALL_SERVERS.insert(ALL_SERVERS.index("linelogger") + 1, "linelogger-baseline")
-OPT_IN = ["linelogger-openssl", *([] if BASELINE else ["linelogger-baseline"])]
+ALL_SERVERS.insert(ALL_SERVERS.index("linelogger") + 1, "linelogger-workers")
+OPT_IN = ["linelogger-openssl", "linelogger-workers", *([] if BASELINE else ["linelogger-baseline"])]
 """Servers run only when --servers names them (the baseline runs by default
 when C{LINELOGGER_BASELINE} is set)."""
 DEFAULT_SERVERS = [s for s in ALL_SERVERS if s not in OPT_IN]
@@ -269,7 +279,12 @@ def script(name: str) -> Callable[[Context], List[str]]:
 
 
 def lineloggerCommand(
-    ctx: Context, quiet: bool = False, openssl: bool = False, every: bool = False, json: bool = False
+    ctx: Context,
+    quiet: bool = False,
+    openssl: bool = False,
+    every: bool = False,
+    json: bool = False,
+    workers: int = 1,
 ) -> List[str]:
     """
     twistd linelogger.  Unless C{openssl}, run as where linelogger is
@@ -295,6 +310,8 @@ def lineloggerCommand(
         command += ["--connection-log-rate", "0"]
     if json:
         command += ["--format", "json"]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     if KIND[ctx.workload] == "chat":
         command += [
             "--chat",
@@ -387,6 +404,12 @@ SPECS: Dict[str, ServerSpec] = {
             f"text records; defaults; the code of {BASELINE}",
             env=lambda ctx: {"PYTHONPATH": BASELINE or ""},
             unavailable=lambda: None if BASELINE else "LINELOGGER_BASELINE is not set",
+        ),
+        ServerSpec(
+            "linelogger-workers",
+            "linelogger --workers 2",
+            lambda ctx: lineloggerCommand(ctx, workers=2),
+            "text records; defaults; two worker processes writing the file",
         ),
         ServerSpec(
             "linelogger-quiet",
