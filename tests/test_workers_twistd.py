@@ -196,12 +196,23 @@ class WorkersTests(SynchronousTestCase):
             sent[index] = n
             s.close()
 
+        def moved(to: str) -> bool:
+            # The output reopened after the last SIGHUP (or just rotated)
+            # is there once the writer has got to it: a busy one may take
+            # a moment.
+            try:
+                os.rename(server.outputPath, to)
+            except FileNotFoundError:
+                return False
+            return True
+
         threads = [threading.Thread(target=send, args=(i,)) for i in range(10)]
         for t in threads:
             t.start()
-        for _ in range(5):
+        for i in range(5):
             time.sleep(0.3)
-            os.rename(server.outputPath, server.outputPath + ".moved" + str(_))
+            target = server.outputPath + ".moved" + str(i)
+            waitFor("the output moved", lambda: moved(target), timeout=30)  # noqa: B023
             os.kill(server.twistd.pid, signal.SIGHUP)
         stop.set()
         for t in threads:
