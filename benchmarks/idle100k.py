@@ -52,6 +52,8 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from benchmarks import procinfo
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"
 IP_BIND_ADDRESS_NO_PORT = 24
@@ -60,23 +62,13 @@ IP_BIND_ADDRESS_NO_PORT = 24
 # -- the client processes ----------------------------------------------------
 
 
-def raiseNofile() -> int:
-    """
-    Raise the soft open-file limit to the hard limit; return it.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
 def client(spec: Dict[str, Any]) -> int:
     """
     One client process: open C{spec["conns"]} connections from
     C{spec["source"]}, send one line on each, hold them until a line
     C{close} comes on standard input; report progress as JSON lines.
     """
-    raiseNofile()
+    procinfo.raiseNofile(resource.getrlimit(resource.RLIMIT_NOFILE)[1])
     source, port, conns, index = spec["source"], spec["port"], spec["conns"], spec["index"]
     inFlight = spec["inFlight"]
     low, high = (int(p) for p in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
@@ -201,46 +193,6 @@ def client(spec: Dict[str, Any]) -> int:
 
 
 # -- measuring ---------------------------------------------------------------
-
-
-def rssKiB(pid: int) -> int:
-    """
-    C{VmRSS} of C{pid}, in KiB (0 if gone).
-    """
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def children(pid: int) -> List[int]:
-    """
-    The child processes of C{pid}.
-    """
-    found: List[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                found.extend(int(p) for p in f.read().split())
-    except OSError:
-        pass
-    return found
-
-
-def cpuSeconds(pid: int) -> float:
-    """
-    User plus system CPU seconds of C{pid} so far.
-    """
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def established(port: int) -> int:
@@ -394,7 +346,7 @@ def startRsyslog(workdir: str, port: int) -> Tuple[subprocess.Popen[bytes], str]
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=open(os.path.join(workdir, "rsyslogd.err"), "wb"),
-        preexec_fn=raiseNofile,
+        preexec_fn=lambda: procinfo.raiseNofile(resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
     )
 
     def listening() -> bool:
@@ -428,9 +380,9 @@ def measure(
     # A probe connection of startRsyslog's, or the linelogger readiness, may
     # have left a record: count from here.
     recordsBefore = countLines(output)
-    pids = [server.pid, *children(server.pid)]
-    base = {pid: rssKiB(pid) for pid in pids}
-    cpuBase = {pid: cpuSeconds(pid) for pid in pids}
+    pids = [server.pid, *procinfo.children(server.pid)]
+    base = {pid: procinfo.rssKiB(pid) for pid in pids}
+    cpuBase = {pid: procinfo.ownCpuSeconds(pid) for pid in pids}
     kernelBefore = meminfo()
     sockBefore = sockstat()
     per = [conns // clients + (1 if i < conns % clients else 0) for i in range(clients)]
@@ -501,9 +453,9 @@ def measure(
     heldNow = held(port)
     establishedNow = established(port)
     records = countLines(output) - recordsBefore
-    pidsNow = [server.pid, *children(server.pid)]
-    after = {pid: rssKiB(pid) for pid in pidsNow}
-    cpu = {pid: cpuSeconds(pid) - cpuBase.get(pid, 0.0) for pid in pidsNow}
+    pidsNow = [server.pid, *procinfo.children(server.pid)]
+    after = {pid: procinfo.rssKiB(pid) for pid in pidsNow}
+    cpu = {pid: procinfo.ownCpuSeconds(pid) - cpuBase.get(pid, 0.0) for pid in pidsNow}
     kernelAfter = meminfo()
     sockAfter = sockstat()
     ssSummary = subprocess.run(["ss", "-s"], capture_output=True, text=True, check=False).stdout

@@ -200,6 +200,13 @@ def _childrenFiles(pid: int) -> Optional[List[int]]:
     return found
 
 
+def children(pid: int) -> List[int]:
+    """
+    The child processes of C{pid} (none where the kernel cannot say).
+    """
+    return _childrenFiles(pid) or []
+
+
 def rssKiB(pid: int) -> int:
     """
     The resident memory of one process (all its threads), in KiB; 0 if gone.
@@ -223,9 +230,10 @@ def treeRssKiB(root: int) -> Tuple[int, int]:
     return sum(rssKiB(pid) for pid in pids), len(pids)
 
 
-def cpuSeconds(pid: int) -> Optional[float]:
+def cpuSeconds(pid: int, reaped: bool = True) -> Optional[float]:
     """
-    CPU time (user and system) of C{pid} and of the children it has reaped.
+    CPU time (user and system) of C{pid}, and (if C{reaped}) of the children
+    it has reaped; C{None} if it is gone.
     """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -233,8 +241,15 @@ def cpuSeconds(pid: int) -> Optional[float]:
     except OSError:
         return None
     fields = stat[stat.rfind(b")") + 2 :].split()
-    ticks = sum(int(x) for x in fields[11:15])
+    ticks = sum(int(x) for x in fields[11 : 15 if reaped else 13])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def ownCpuSeconds(pid: int) -> float:
+    """
+    CPU time (user and system) of C{pid} itself; 0 if it is gone.
+    """
+    return cpuSeconds(pid, reaped=False) or 0.0
 
 
 def machine() -> Dict[str, str]:

@@ -34,6 +34,8 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
+from benchmarks import procinfo
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -66,37 +68,14 @@ def waitLog(path: str, text: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{text!r} never logged")
 
 
-def children(pid: int) -> List[int]:
-    """
-    The child processes of C{pid} (Linux C{/proc}).
-    """
-    found: List[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                found.extend(int(p) for p in f.read().split())
-    except OSError:
-        pass
-    return found
-
-
-def cpuSeconds(pid: int) -> float:
-    """
-    User plus system CPU seconds of C{pid} so far (0 if gone).
-    """
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def serverCpu(pid: int) -> Dict[str, float]:
     """
     CPU seconds of the supervisor (or the one process) and of its workers.
     """
-    return {"supervisor": cpuSeconds(pid), "workers": sum(cpuSeconds(child) for child in children(pid))}
+    return {
+        "supervisor": procinfo.ownCpuSeconds(pid),
+        "workers": sum(procinfo.ownCpuSeconds(child) for child in procinfo.children(pid)),
+    }
 
 
 def runOnce(
