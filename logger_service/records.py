@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
 from .framing import PARTIAL, SPLIT, TRUNCATED, lineFlags
+from .scan import ESCAPE, INVALID, QUOTE, UNSAFE, scan
 
 # Valid UTF-8 that is still escaped: C1 controls (their first byte is C2),
 # and U+2028, U+2029 (E2 80 A8, E2 80 A9).
@@ -125,28 +126,6 @@ def _escapeJSONBytes(data: bytes) -> bytes:
     for char in _unsafeUTF8(data):
         data = _REPLACE_UNSAFE[char](_JSON_TEMPLATES[char], data)
     return data
-
-
-def _validUTF8(data: bytes) -> bool:
-    """
-    Whether C{data} is valid UTF-8, checked in C.
-    """
-    if data.isascii():
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _cleanUTF8(data: bytes) -> bool:
-    """
-    Whether C{data}, known to hold no ASCII control but LF, no DEL and no
-    backslash, is valid UTF-8 without a C1 control, U+2028 or U+2029: text
-    written as it is.
-    """
-    return _validUTF8(data) and not _unsafeUTF8(data)
 
 
 def _jsonRaw(match: re.Match[str]) -> str:
@@ -246,19 +225,6 @@ C{formatter(timestamp, context, lines) -> bytes}: the records for C{lines}.
 """
 
 
-def _checkTable(*alsoBad: int) -> bytes:
-    """
-    A C{bytes.translate} table mapping the ASCII bytes a fast path cannot
-    take (controls but LF, DEL, backslash, and C{alsoBad}) to NUL.
-    """
-    bad = {*range(0x20), 0x7F, 0x5C, *alsoBad} - {0x0A}
-    return bytes(0 if i in bad else 1 for i in range(256))
-
-
-_TEXT_CHECK = _checkTable()
-_JSON_CHECK = _checkTable(ord('"'))
-
-
 def formatText(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -> bytes:
     """
     Format lines as text records, C{TIME SP PEER SP PAYLOAD LF} each.
@@ -272,11 +238,12 @@ def formatText(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
         return b""
     prefix = f"{timestamp} {context.peer} ".encode()
     body = b"\n".join(lines)
-    if body.count(b"\n") != len(lines) - 1:
+    flags, newlines = scan(body)
+    if newlines != len(lines) - 1:
         # A line holds a LF (octet framing): one line at a time.
         text = prefix.decode("utf-8")
         return "".join([text + escapePayload(line) + "\n" for line in lines]).encode("utf-8")
-    if b"\0" not in body.translate(_TEXT_CHECK) and _cleanUTF8(body):
+    if not flags & (ESCAPE | INVALID | UNSAFE):
         return prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
     escaped = _escapeBytes(body).encode("utf-8")
     return prefix + escaped.replace(b"\n", b"\n" + prefix) + b"\n"
@@ -320,11 +287,12 @@ def formatJSON(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
     if not lines:
         return b""
     body = b"\n".join(lines)
+    flags, newlines = scan(body)
     fields = {"time": timestamp, "peer": context.peer, "conn": context.conn}
     if context.extra:
         fields.update(context.extra)
     rawHead = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1]
-    if body.count(b"\n") != len(lines) - 1 or set(map(type, lines)) != {bytes}:
+    if newlines != len(lines) - 1 or set(map(type, lines)) != {bytes}:
         # A line holds a LF (octet framing) or has flags: one at a time.
         dumps = json.dumps
         out = [dumps(jsonRecord(timestamp, context, line), ensure_ascii=False, separators=(",", ":")) for line in lines]
@@ -333,10 +301,10 @@ def formatJSON(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
     head = _jsonEscapes(rawHead) + ',"line":'
     prefix = head + '"'
     start = prefix.encode("utf-8")
-    if b"\0" not in body.translate(_JSON_CHECK) and _cleanUTF8(body):
+    if not flags & (ESCAPE | QUOTE | INVALID | UNSAFE):
         return start + body.replace(b"\n", b'"}\n' + start) + b'"}\n'
     escaped = _escapeJSONBytes(body)
-    if _validUTF8(body):
+    if not flags & INVALID:
         return start + escaped.replace(b"\n", b'"}\n' + start) + b'"}\n'
     # Some line is not valid UTF-8: its bytes change when what is invalid
     # is replaced by U+FFFD.  Only such lines take a step of their own, for

@@ -91,7 +91,8 @@ class WheelTests(SynchronousTestCase):
         C{twisted/plugins/linelogger_plugin.py} is in the wheel; no
         C{__init__.py} for C{twisted} or C{twisted.plugins}, no
         C{dropin.cache}, and the whole C{logger_service} package, its
-        subpackages (which setup.cfg lists one by one) included.
+        subpackages (which setup.cfg lists one by one) included, and the C
+        scanner built for this Python.
         """
         names = set(zipfile.ZipFile(wheel(os.path.abspath(self.mktemp()))).namelist())
         self.assertIn("twisted/plugins/linelogger_plugin.py", names)
@@ -106,6 +107,12 @@ class WheelTests(SynchronousTestCase):
         }
         self.assertIn("logger_service/framing/__init__.py", sources)
         self.assertEqual(sources - names, set())
+        # The C scanner built for this Python, its source and its type stub.
+        built = f"logger_service/_scan{sysconfig.get_config_var('EXT_SUFFIX')}"
+        self.assertEqual(
+            sorted(n for n in names if n.startswith("logger_service/_scan.")),
+            sorted(["logger_service/_scan.c", "logger_service/_scan.pyi", built]),
+        )
 
     def test_webFiles(self) -> None:
         """
