@@ -295,6 +295,26 @@ class MaxLengthTests(SynchronousTestCase):
                 self.assertEqual(framer.droppedBytes, 0)
                 self.assertFalse(framer.closed)
 
+    def test_fullChunkAfterHeldBytesIsFastPath(self) -> None:
+        """
+        A chunk as long as the limit, after part of a line held from the
+        last one, is split without a step per line when none of its lines
+        is too long: the transport's 64 KiB reads are longer than the
+        default limit as soon as a line was cut between them.
+        """
+
+        class Watched(LineFramer):
+            def _slowPath(self, parts: List[bytes], rest: bytes) -> List[bytes]:
+                raise AssertionError("the per-line path was taken")
+
+        framer = Watched(65536)
+        self.assertEqual(framer.feed(b"held part"), [])
+        chunk = (b"x" * 99 + b"\n") * 655 + b"y" * 36
+        self.assertEqual(len(chunk), 65536)
+        lines = framer.feed(chunk)
+        self.assertEqual(lines, [b"held part" + b"x" * 99] + [b"x" * 99] * 654)
+        self.assertEqual(framer.buffered, 36)
+
     def test_exactlyMaxLengthCRLFAcrossChunks(self) -> None:
         """
         A maxLength line whose CRLF is cut between chunks is not over-long:

@@ -124,9 +124,14 @@ class LineFramer:
             data = self._buffer + data
         parts = data.split(terminator)
         rest = parts.pop()
-        if self._splitting or len(data) > self.maxLength:
+        maxLength = self.maxLength
+        if self._splitting or (
+            len(data) > maxLength and (len(rest) > maxLength or max(map(len, parts), default=0) > maxLength)
+        ):
             return self._slowPath(parts, rest)
-        # Fast path: no line in this chunk can be too long.
+        # Fast path: no line in this chunk is too long.  (A chunk of the
+        # transport's 64 KiB after part of a line held from the last one is
+        # longer than the limit, but its lines are not.)
         self._buffer = rest
         if b"\r" not in data:
             return parts
