@@ -6,7 +6,7 @@ from typing import Tuple
 
 from typing_extensions import Buffer
 
-SIMD: int
+WAYS: Tuple[str, ...]
 
 def scan(data: Buffer, /) -> Tuple[int, int]: ...
-def scanBytewise(data: Buffer, /) -> Tuple[int, int]: ...
+def scanWith(data: Buffer, way: str, /) -> Tuple[int, int]: ...

@@ -8,6 +8,7 @@ at every position around the scanner's 16-byte blocks, and on random input.
 from __future__ import annotations
 
 import itertools
+import platform
 from typing import Callable, List, Tuple
 
 from hypothesis import given, settings
@@ -43,11 +44,16 @@ def definition(data: bytes) -> Tuple[int, int]:
 
 def scanners() -> List[Scanner]:
     """
-    Every implementation of L{scan} this build has.
+    Every implementation of L{scan} this build has and this CPU runs: the
+    C module's ways (a byte at a time; 16 bytes at a time with SSSE3; 32
+    with AVX2) and the Python one.
     """
     from logger_service import _scan
 
-    return [_scan.scan, _scan.scanBytewise, scanPython]
+    def scanWith(way: str) -> Scanner:
+        return lambda data: _scan.scanWith(data, way)
+
+    return [*map(scanWith, _scan.WAYS), scanPython]
 
 
 # Bytes that sit on the edges of UTF-8's rules, and the bytes the flags name.
@@ -78,6 +84,10 @@ class ScanTests(SynchronousTestCase):
 
         self.assertTrue(scanmodule.BUILT, "logger_service._scan was not built: is there a C compiler?")
         self.assertIs(scanmodule.scan, _scan.scan)
+        self.assertEqual(_scan.WAYS[0], "bytewise")
+        if platform.machine() == "x86_64":
+            self.assertIn("ssse3", _scan.WAYS)
+        self.assertRaises(ValueError, _scan.scanWith, b"", "no such way")
 
     def test_empty(self) -> None:
         """
