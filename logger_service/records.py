@@ -26,7 +26,7 @@ import re
 import time as _time
 from binascii import b2a_base64
 from itertools import compress, count
-from operator import ne
+from operator import countOf, ne
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -292,7 +292,7 @@ def formatJSON(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
     if context.extra:
         fields.update(context.extra)
     rawHead = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1]
-    if newlines != len(lines) - 1 or set(map(type, lines)) != {bytes}:
+    if newlines != len(lines) - 1 or countOf(map(type, lines), bytes) != len(lines):
         # A line holds a LF (octet framing) or has flags: one at a time.
         dumps = json.dumps
         out = [dumps(jsonRecord(timestamp, context, line), ensure_ascii=False, separators=(",", ":")) for line in lines]
