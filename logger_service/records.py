@@ -27,7 +27,7 @@ import time as _time
 from binascii import b2a_base64
 from itertools import compress, count
 from operator import countOf, ne
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
@@ -126,6 +126,54 @@ def _escapeJSONBytes(data: bytes) -> bytes:
     for char in _unsafeUTF8(data):
         data = _REPLACE_UNSAFE[char](_JSON_TEMPLATES[char], data)
     return data
+
+
+def textRecords(body: bytes, prefix: bytes) -> bytes:
+    """
+    The text records of the lines joined by LF in C{body}, each C{prefix}
+    (time and peer), L{escapePayload} of the line and LF.
+
+    The C module C{logger_service._escape} does this in one pass when it
+    was built (L{ESCAPE_BUILT}); this is the same in Python.
+    """
+    escaped = _escapeBytes(body).encode("utf-8")
+    return prefix + escaped.replace(b"\n", b"\n" + prefix) + b"\n"
+
+
+def jsonRecords(body: bytes, start: bytes) -> bytes:
+    """
+    The JSON records of the lines joined by LF in C{body}: each C{start}
+    (the record up to its C{line} string's opening quote), the line escaped
+    for a JSON string, and C{"}} and LF.  A line that is not valid UTF-8
+    gets its invalid stretches replaced by U+FFFD and is followed by
+    C{","line_b64":"} and its exact bytes in base64.
+
+    The C module C{logger_service._escape} does this in one pass when it
+    was built (L{ESCAPE_BUILT}); this is the same in Python, where only the
+    lines with invalid UTF-8 take a step of their own.
+    """
+    escaped = _escapeJSONBytes(body)
+    if not body.isascii():
+        replaced = escaped.decode("utf-8", "replace").encode("utf-8")
+        if replaced != escaped:
+            lines = body.split(b"\n")
+            out = replaced.split(b"\n")
+            for index in compress(count(), map(ne, out, escaped.split(b"\n"))):
+                out[index] = out[index] + b'","line_b64":"' + b2a_base64(lines[index], newline=False)
+            escaped = b"\n".join(out)
+    return start + escaped.replace(b"\n", b'"}\n' + start) + b'"}\n'
+
+
+_TEXT_RECORDS: Callable[[bytes, bytes], bytes]
+_JSON_RECORDS: Callable[[bytes, bytes], bytes]
+try:
+    from . import _escape
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _TEXT_RECORDS, _JSON_RECORDS = textRecords, jsonRecords
+    ESCAPE_BUILT = False
+else:
+    _TEXT_RECORDS, _JSON_RECORDS = _escape.textRecords, _escape.jsonRecords
+    ESCAPE_BUILT = True
 
 
 def _jsonRaw(match: re.Match[str]) -> str:
@@ -245,8 +293,7 @@ def formatText(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
         return "".join([text + escapePayload(line) + "\n" for line in lines]).encode("utf-8")
     if not flags & (ESCAPE | INVALID | UNSAFE):
         return prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
-    escaped = _escapeBytes(body).encode("utf-8")
-    return prefix + escaped.replace(b"\n", b"\n" + prefix) + b"\n"
+    return _TEXT_RECORDS(body, prefix)
 
 
 def jsonRecord(timestamp: str, context: RecordContext, line: bytes) -> Dict[str, Any]:
@@ -303,20 +350,7 @@ def formatJSON(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
     start = prefix.encode("utf-8")
     if not flags & (ESCAPE | QUOTE | INVALID | UNSAFE):
         return start + body.replace(b"\n", b'"}\n' + start) + b'"}\n'
-    escaped = _escapeJSONBytes(body)
-    if not flags & INVALID:
-        return start + escaped.replace(b"\n", b'"}\n' + start) + b'"}\n'
-    # Some line is not valid UTF-8: its bytes change when what is invalid
-    # is replaced by U+FFFD.  Only such lines take a step of their own, for
-    # their line_b64.
-    replaced = escaped.decode("utf-8", "replace").encode("utf-8").split(b"\n")
-    if len(lines) == 1:
-        invalid: Iterable[int] = (0,)
-    else:
-        invalid = compress(count(), map(ne, replaced, escaped.split(b"\n")))
-    for index in invalid:
-        replaced[index] = replaced[index] + b'","line_b64":"' + b2a_base64(lines[index], newline=False)
-    return start + (b'"}\n' + start).join(replaced) + b'"}\n'
+    return _JSON_RECORDS(body, start)
 
 
 FORMATTERS: Dict[str, Formatter] = {"text": formatText, "json": formatJSON}

@@ -92,7 +92,7 @@ class WheelTests(SynchronousTestCase):
         C{__init__.py} for C{twisted} or C{twisted.plugins}, no
         C{dropin.cache}, and the whole C{logger_service} package, its
         subpackages (which setup.cfg lists one by one) included, and the C
-        scanner built for this Python.
+        modules built for this Python.
         """
         names = set(zipfile.ZipFile(wheel(os.path.abspath(self.mktemp()))).namelist())
         self.assertIn("twisted/plugins/linelogger_plugin.py", names)
@@ -107,12 +107,13 @@ class WheelTests(SynchronousTestCase):
         }
         self.assertIn("logger_service/framing/__init__.py", sources)
         self.assertEqual(sources - names, set())
-        # The C scanner built for this Python, its source and its type stub.
-        built = f"logger_service/_scan{sysconfig.get_config_var('EXT_SUFFIX')}"
-        self.assertEqual(
-            sorted(n for n in names if n.startswith("logger_service/_scan.")),
-            sorted(["logger_service/_scan.c", "logger_service/_scan.pyi", built]),
-        )
+        # The C modules built for this Python, their sources and type stubs.
+        for module in ("_scan", "_escape"):
+            built = f"logger_service/{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
+            self.assertEqual(
+                sorted(n for n in names if n.startswith(f"logger_service/{module}.")),
+                sorted([f"logger_service/{module}.c", f"logger_service/{module}.pyi", built]),
+            )
 
     def test_webFiles(self) -> None:
         """
