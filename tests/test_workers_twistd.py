@@ -344,6 +344,30 @@ class WorkersTests(SynchronousTestCase):
         self.assertIn(f"All {WORKERS} workers listen", server.twistd.log())
         self.assertEqual(server.stop(), -signal.SIGTERM)
 
+    def test_listensOnceEveryWorkerIsReady(self) -> None:
+        """
+        The port refuses connections until every worker is ready to accept
+        (the supervisor logs that before its sockets listen): a client, a
+        health check or a benchmark that finds the port open finds workers
+        that serve it, not a listen queue that nobody reads for the
+        quarter of a second and more the workers take to start.
+        """
+        # No probing connection: when the port first accepts is the test.
+        server = LineLogger(self, "--workers", str(WORKERS), "--format", "json", probe=False)
+        deadline = time.monotonic() + 60
+        while True:
+            client = connectOrNone(server.port)
+            if client is not None:
+                break
+            self.assertTrue(server.twistd.running(), server.log())
+            self.assertLess(time.monotonic(), deadline, server.log())
+            time.sleep(0.002)
+        self.assertIn(f"All {WORKERS} workers listen", server.log())
+        client.sendall(b"first\n")
+        client.close()
+        self.assertEqual(json.loads(server.waitForRecords(1, timeout=30)[0])["line"], "first")
+        self.assertEqual(server.stop(), -signal.SIGTERM)
+
     def test_daemonAndPidfile(self) -> None:
         """
         As a daemon with C{--pidfile}, the supervisor's pid is in the file,
