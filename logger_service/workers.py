@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import socket
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, cast
@@ -108,6 +109,8 @@ class WorkerPool(Service):
         self._paused = False
         self.totals: Optional[WorkerTotals] = None
         self.workersWrite = False
+        # Stop as SIGTERM does, so that twistd exits with that signal.
+        self.stopSelf: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM)
 
     def privilegedStartService(self) -> None:
         """
@@ -196,7 +199,15 @@ class WorkerPool(Service):
         log.info("All {count} workers listen", count=self.count)
         for ports in self.ports:
             for port in ports:
-                port.listen()
+                try:
+                    port.listen()
+                except OSError as e:
+                    # Another socket took the address since it was bound
+                    # (one with SO_REUSEADDR may, until this one listens).
+                    address = port.socket.getsockname()
+                    log.critical("linelogger: cannot listen on {address}: {error}", address=address, error=e)
+                    self.stopSelf()
+                    return
         for each in self.workers.values():
             if each.link is not None:
                 each.link.accept()

@@ -14,6 +14,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -165,6 +166,30 @@ class ReadyTests(SynchronousTestCase):
         self.ready(one)
         self.assertTrue(refused(self.port))
         self.assertEqual((oneLink.accepts, self.readies), (0, []))
+
+    def test_addressTakenMeanwhile(self) -> None:
+        """
+        Another socket that took the address while it was bound but not
+        yet listening (with C{SO_REUSEADDR} it may): the sockets cannot
+        listen, which is logged in one line, and the pool stops itself
+        rather than wait for connections that cannot come.
+        """
+        other = socket.socket()
+        self.addCleanup(other.close)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", self.port))
+        other.listen(5)
+        stops: List[int] = []
+        self.pool.stopSelf = lambda: stops.append(1)
+        one, oneLink = self.worker(0)
+        two, twoLink = self.worker(1)
+        with capturedLogs() as logged:
+            self.ready(one)
+            self.ready(two)
+        self.assertEqual((stops, oneLink.accepts, twoLink.accepts, self.readies), ([1], 0, 0, []))
+        critical = [e for e in logged if e.get("log_level") == LogLevel.critical]
+        self.assertEqual(len(critical), 1, logged)
+        self.assertIn("cannot listen on", formatEvent(critical[0]))
 
     def test_replacementAcceptsAtOnce(self) -> None:
         """
