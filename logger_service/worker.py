@@ -10,8 +10,8 @@ C{LINELOGGER_WORKER} (C{SLOT:COUNT:GENERATION}).
 
 A worker adopts every listening socket at start, says it is ready, and
 accepts connections on them once the supervisor says they listen (every
-worker being ready).  It frames and formats
-their lines as a single process would, and with C{--output FILE} (and
+worker being ready).  It frames and formats their lines as a single process
+would, and with C{--output FILE} (and
 C{--worker-output direct}, the default) appends the records to the file
 itself (L{logger_service.sharedfile}).  Otherwise it sends the records to the
 supervisor in batches (L{logger_service.forwarding}); the supervisor writes them to

@@ -7,7 +7,8 @@ process) but never accepts: each worker adopts the listening sockets
 (L{logger_service.worker}) and the kernel hands each new connection to one
 of them.  TCP sockets listen only once every worker is ready to accept
 (L{logger_service.reuseport.BoundSocket}): until then clients are refused,
-as by one process that is still starting.  With C{--output FILE} each worker writes the file itself, under a
+as by one process that is still starting.  With C{--output FILE} each
+worker writes the file itself, under a
 lock (C{--worker-output direct}, the default: L{logger_service.sharedfile});
 SIGHUP is passed on to every worker.  Otherwise (C{--worker-output
 supervisor}, or stdout) workers send formatted records over a UNIX socket;
