@@ -51,7 +51,8 @@ Workloads (sizes of the full run; --quick shrinks them):
     chat-100-zh   chat-100 with lines of Chinese text (linelogger)
 
 The ingest workloads also report the server's CPU seconds from the first
-connect until the last record is in its file.
+connect until the last record is in its file (of all its processes: the
+supervisor and the workers of --workers).
 
 Servers (each a subprocess listening on a free port on 127.0.0.1):
 
@@ -67,7 +68,8 @@ Servers (each a subprocess listening on a free port on 127.0.0.1):
                    kept from being imported (Twisted imports it eagerly)
     linelogger-workers
                    the same with --workers 2 (ingest-small, ingest-many,
-                   idle-10k; only if asked for: see benchmarks/workers.py)
+                   idle-10k; only if asked for: see benchmarks/workers.py),
+                   pyOpenSSL kept from its workers too
     linelogger-baseline
                    the code of the checkout LINELOGGER_BASELINE names, beside
                    linelogger in every workload (only when it is set)
@@ -271,6 +273,32 @@ def twistd() -> List[str]:
     return [sys.executable, "-c", TWISTD_MAIN]
 
 
+def noTlsEnvironment(ctx: Context) -> Dict[str, str]:
+    """
+    For a server whose processes start more Python processes (the workers
+    of C{--workers}): a C{PYTHONPATH} on which pyOpenSSL cannot be imported
+    either, as L{TWISTD_NO_TLS} has it in twistd itself, so that every
+    process of the server runs as where linelogger is installed without its
+    tls extra (a worker importing it would hold ~13 MB more).
+    """
+    stub = ctx.workdir / "no-tls" / "OpenSSL"
+    stub.mkdir(parents=True, exist_ok=True)
+    (stub / "__init__.py").write_text('raise ImportError("pyOpenSSL is kept from being imported")\n')
+    return {"PYTHONPATH": os.pathsep.join([str(stub.parent), str(REPO)])}
+
+
+def serverCpuSeconds(pid: int) -> Optional[float]:
+    """
+    The CPU time of the server C{pid}: its own, that of the children it has
+    reaped, and that of its processes still running (the workers of
+    C{--workers}); C{None} if it is gone.
+    """
+    own = procinfo.cpuSeconds(pid)
+    if own is None:
+        return None
+    return own + sum(procinfo.ownCpuSeconds(child) for child in procinfo.treePids(pid) if child != pid)
+
+
 def script(name: str) -> Callable[[Context], List[str]]:
     def command(ctx: Context) -> List[str]:
         return [sys.executable, str(SERVERS / name), "--port", str(ctx.port), "--output", str(ctx.output)]
@@ -410,6 +438,7 @@ SPECS: Dict[str, ServerSpec] = {
             "linelogger --workers 2",
             lambda ctx: lineloggerCommand(ctx, workers=2),
             "text records; defaults; two worker processes writing the file",
+            env=noTlsEnvironment,
         ),
         ServerSpec(
             "linelogger-quiet",
@@ -773,7 +802,7 @@ class Runner:
                     self._measureHeld(ctx, sizes["conns"], event.get("open", 0), sampler, result, "lined")
                     self._tell(gen, b"go\n")
                 elif event["event"] == "clock":
-                    result[f"clock_{event['phase']}"] = (time.monotonic(), procinfo.cpuSeconds(server.pid))
+                    result[f"clock_{event['phase']}"] = (time.monotonic(), serverCpuSeconds(server.pid))
                 elif event["event"] == "result":
                     genResult = event
         finally:
@@ -785,7 +814,7 @@ class Runner:
                     gen.wait()
             sampler.sample()
             sampler.stop()
-            result["server_cpu_s"] = procinfo.cpuSeconds(server.pid)
+            result["server_cpu_s"] = serverCpuSeconds(server.pid)
         result["peak_rss_kib"] = sampler.peakKiB
         result["peak_procs"] = sampler.peakProcs
         drops1 = procinfo.listenDrops()

@@ -15,7 +15,7 @@ from zope.interface import implementer
 
 from .interfaces import IRecorder, IRecordListener, NoListener
 from .records import FORMATTERS, Formatter, RecordContext, TimestampCache
-from .workerwire import COUNTED, DONE, SEQ, Counts, MessageProtocol, encodeBatch
+from .workerwire import COUNTED, DONE, LISTEN, SEQ, Counts, MessageProtocol, encodeBatch
 
 # Logged under the worker process's name, as the rest of its log is.
 log = Logger(namespace="logger_service.worker")
@@ -31,16 +31,19 @@ class SupervisorLink(MessageProtocol):
         recorder: Optional[ForwardingRecorder],
         lost: Callable[[], None],
         counted: Callable[[], None] = lambda: None,
+        accept: Callable[[], None] = lambda: None,
     ) -> None:
         MessageProtocol.__init__(self)
         self.recorder = recorder
         self.lost = lost
         self.counted = counted
+        self.accept = accept
 
     def messageReceived(self, message: bytes) -> None:
         """
         Batches are written: tell the recorder.  The last report of the
-        counters is in: call C{counted}.
+        counters is in: call C{counted}.  The sockets listen: call
+        C{accept}.
         """
         kind = message[:1]
         if kind == DONE and self.recorder is not None:
@@ -48,6 +51,8 @@ class SupervisorLink(MessageProtocol):
                 self.recorder.done(SEQ.unpack_from(message, offset)[0])
         elif kind == COUNTED:
             self.counted()
+        elif kind == LISTEN:
+            self.accept()
 
     def connectionLost(self, reason: object = None) -> None:
         """

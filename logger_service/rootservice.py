@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from typing import Any, List, Optional
 
 from twisted.application.internet import StreamServerEndpointService
@@ -174,22 +175,61 @@ class QueueAcceptingListener(StreamServerEndpointService):
     worker's service.  A listening start error is raised at once (as
     C{strports.service} has it).
 
+    A listener made C{paused} (a worker's, whose socket listens only once
+    every worker is ready) takes its socket when it starts but accepts
+    nothing until L{resume}.
+
     @ivar backlog: the listen backlog: the most connections its queue holds,
         less one.
+    @ivar paused: whether it waits for L{resume} to accept.
     """
 
-    def __init__(self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, backlog: int) -> None:
+    def __init__(
+        self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, backlog: int, paused: bool = False
+    ) -> None:
         self.keeper = PortKeepingEndpoint(endpoint)
         StreamServerEndpointService.__init__(self, self.keeper, factory)
         raiseListenErrorsAtOnce(self)
         self.backlog = backlog
+        self.paused = paused
+
+    def startService(self) -> None:
+        """
+        Take the socket; accept on it unless paused.
+        """
+        StreamServerEndpointService.startService(self)
+        if self.paused and self.keeper.port is not None:
+            # Before the reactor polls it: a socket that does not listen
+            # yet would read as hung up.
+            self.keeper.port.stopReading()  # type: ignore[attr-defined]
+
+    def resume(self) -> None:
+        """
+        Start accepting (the socket listens now).
+        """
+        if self.paused:
+            self.paused = False
+            if self.running and self.keeper.port is not None:
+                self.keeper.port.startReading()  # type: ignore[attr-defined]
 
     def stopService(self) -> Any:
         """
-        Accept what is queued, then stop listening.
+        Accept what is queued, then stop listening.  (A paused listener
+        does too if its socket listens already: the connections queued
+        there are this process's to read.)
         """
-        if self.keeper.port is not None:
+        if self.keeper.port is not None and (not self.paused or listens(self.keeper.port)):
             accepted = acceptQueued(self.keeper.port, self.backlog + 1)
             if accepted:
                 log.info("Stopping: accepted {count} connections already queued", count=accepted)
         return StreamServerEndpointService.stopService(self)
+
+
+def listens(port: Any) -> bool:
+    """
+    Whether the socket of C{port} listens (C{SO_ACCEPTCONN}).
+    """
+    try:
+        return bool(port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    except (AttributeError, OSError):
+        return False

@@ -8,8 +8,10 @@ listening sockets the supervisor bound, one per C{--port}, at the
 descriptors C{LINELOGGER_LISTEN} names (C{FD:FAMILY,...}); and its place in
 C{LINELOGGER_WORKER} (C{SLOT:COUNT:GENERATION}).
 
-A worker accepts connections on every listening socket, frames and formats
-their lines as a single process would, and with C{--output FILE} (and
+A worker adopts every listening socket at start, says it is ready, and
+accepts connections on them once the supervisor says they listen (every
+worker being ready).  It frames and formats their lines as a single process
+would, and with C{--output FILE} (and
 C{--worker-output direct}, the default) appends the records to the file
 itself (L{logger_service.sharedfile}).  Otherwise it sends the records to the
 supervisor in batches (L{logger_service.forwarding}); the supervisor writes them to
@@ -210,7 +212,8 @@ def makeWorkerService(
         # Stopped first: it accepts what the kernel queued for this worker
         # before closing its copy of the socket, and the drain reads it.
         # (The supervisor keeps its copy open until every worker exited.)
-        QueueAcceptingListener(endpoint, factory, descriptors.backlog).setServiceParent(top)
+        # Paused until the supervisor says the sockets listen (LISTEN).
+        QueueAcceptingListener(endpoint, factory, descriptors.backlog, paused=True).setServiceParent(top)
     return top, recorder, reporter
 
 
@@ -248,8 +251,19 @@ def main(argv: Sequence[str], environ: Optional[Dict[str, str]] = None) -> None:
             log.error("The supervisor is gone: exiting")
             os._exit(1)
 
+    from .rootservice import QueueAcceptingListener
+
+    listeners = [child for child in service if isinstance(child, QueueAcceptingListener)]
+
+    def accept() -> None:
+        # Every worker is ready and the sockets listen: accept on them.
+        for listener in listeners:
+            listener.resume()
+
     forwarding = recorder if isinstance(recorder, ForwardingRecorder) else None
-    link = SupervisorLink(forwarding, supervisorLost, reporter.counted if reporter is not None else lambda: None)
+    link = SupervisorLink(
+        forwarding, supervisorLost, reporter.counted if reporter is not None else lambda: None, accept
+    )
     if forwarding is not None:
         forwarding.link = link
     # SIGHUP (passed on by the supervisor): reopen the output, if this worker writes it.

@@ -18,6 +18,7 @@ from .workerwire import (
     COUNTED,
     COUNTERS,
     DONE,
+    LISTEN,
     READY,
     SEQ,
     MessageProtocol,
@@ -91,6 +92,13 @@ class WorkerLink(MessageProtocol):
         elif kind == READY:
             self.worker.ready = True
             self.pool.workerReady(self.worker)
+
+    def accept(self) -> None:
+        """
+        Tell the worker to accept connections: its sockets listen.
+        """
+        if self.transport is not None and self.connected:
+            self.sendMessage([LISTEN])
 
     def written(self, seq: int) -> None:
         """

@@ -5,7 +5,10 @@ The supervisor binds every C{--port} endpoint itself (so privileged ports,
 UNIX sockets, systemd sockets, C{ssl:} and C{haproxy:} work as with one
 process) but never accepts: each worker adopts the listening sockets
 (L{logger_service.worker}) and the kernel hands each new connection to one
-of them.  With C{--output FILE} each worker writes the file itself, under a
+of them.  TCP sockets listen only once every worker is ready to accept
+(L{logger_service.reuseport.BoundSocket}): until then clients are refused,
+as by one process that is still starting.  With C{--output FILE} each
+worker writes the file itself, under a
 lock (C{--worker-output direct}, the default: L{logger_service.sharedfile});
 SIGHUP is passed on to every worker.  Otherwise (C{--worker-output
 supervisor}, or stdout) workers send formatted records over a UNIX socket;
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import socket
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, cast
@@ -106,6 +110,8 @@ class WorkerPool(Service):
         self._paused = False
         self.totals: Optional[WorkerTotals] = None
         self.workersWrite = False
+        # Stop as SIGTERM does, so that twistd exits with that signal.
+        self.stopSelf: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM)
 
     def privilegedStartService(self) -> None:
         """
@@ -179,12 +185,34 @@ class WorkerPool(Service):
 
     def workerReady(self, worker: WorkerProcess) -> None:
         """
-        A worker listens; once all do, say so.
+        A worker has adopted the sockets and waits to accept on them.  Once
+        every worker of the first set is ready, the sockets listen and each
+        worker is told to accept; a worker that replaces another is told at
+        once (its sockets listen already, connections queue on them).
         """
-        if not self._readyCalled and all(w.ready for w in self.workers.values()):
-            self._readyCalled = True
-            log.info("All {count} workers listen", count=self.count)
-            self.onReady()
+        if self._readyCalled:
+            if worker.link is not None:
+                worker.link.accept()
+            return
+        if len(self.workers) < self.count or not all(w.ready for w in self.workers.values()):
+            return
+        self._readyCalled = True
+        log.info("All {count} workers listen", count=self.count)
+        for ports in self.ports:
+            for port in ports:
+                try:
+                    port.listen()
+                except OSError as e:
+                    # Another socket took the address since it was bound
+                    # (one with SO_REUSEADDR may, until this one listens).
+                    address = port.socket.getsockname()
+                    log.critical("linelogger: cannot listen on {address}: {error}", address=address, error=e)
+                    self.stopSelf()
+                    return
+        for each in self.workers.values():
+            if each.link is not None:
+                each.link.accept()
+        self.onReady()
 
     def workerEnded(self, worker: WorkerProcess, reason: Failure) -> None:
         """

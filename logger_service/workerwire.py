@@ -3,8 +3,9 @@ The messages between a worker process and the supervisor of C{--workers N}:
 length-prefixed, over the UNIX socket at the worker's descriptor 3.
 
 A worker sends batches of formatted records (L{encodeBatch}) and says when
-it listens (L{READY}); the supervisor answers which batches are written
-(L{DONE}).  With C{--metrics}, a worker also reports its counters
+it is ready to accept (L{READY}); the supervisor tells it when to start
+accepting (L{LISTEN}: once every worker is ready and the sockets listen)
+and answers which batches are written (L{DONE}).  With C{--metrics}, a worker also reports its counters
 (L{COUNTERS}), every second and once more as it stops.
 """
 
@@ -30,7 +31,11 @@ lines) pairs, then the formatted records."""
 BATCH_HEADER = struct.Struct("!QII")
 ACK_PAIR = struct.Struct("!QI")
 READY = b"R"
-"""Worker to supervisor: every listening socket is adopted."""
+"""Worker to supervisor: every listening socket is adopted; the worker
+accepts on them once told to (L{LISTEN})."""
+LISTEN = b"L"
+"""Supervisor to worker: every worker is ready and the sockets listen:
+accept connections on them."""
 DONE = b"A"
 """Supervisor to worker: C{A} and sequence numbers of batches now written."""
 SEQ = struct.Struct("!Q")

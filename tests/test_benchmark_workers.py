@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -92,3 +93,64 @@ class WorkersBenchmarkTests(SynchronousTestCase):
         self.assertIn("CPU: supervisor", results[1])
         self.assertIn(", workers ", results[1])
         self.assertIn("load generator", results[1])
+
+
+class SuiteWorkersTests(SynchronousTestCase):
+    """
+    How C{benchmarks.run} measures its C{linelogger-workers} server.
+    """
+
+    def test_noTlsInWorkers(self) -> None:
+        """
+        The workers, started by the supervisor as Python processes of their
+        own, cannot import pyOpenSSL either, as twistd itself cannot: every
+        process runs as where linelogger is installed without its tls extra.
+        """
+        from benchmarks.run import SPECS, Context, freePort
+
+        workdir = Path(self.mktemp()).resolve()
+        workdir.mkdir(parents=True)
+        ctx = Context("idle-10k", freePort(), workdir / "out.log", workdir, {}, None)
+        env = dict(os.environ, **SPECS["linelogger-workers"].env(ctx))
+        code = "import sys\ntry:\n    import OpenSSL\nexcept ImportError:\n    sys.exit(3)\nsys.exit(0)\n"
+        done = subprocess.run([sys.executable, "-c", code], env=env, cwd=workdir, timeout=60, check=False)
+        self.assertEqual(done.returncode, 3)
+        done = subprocess.run(
+            [sys.executable, "-c", "import logger_service.worker"], env=env, cwd=workdir, timeout=60, check=False
+        )
+        self.assertEqual(done.returncode, 0)
+
+    def test_serverCpuCountsWorkers(self) -> None:
+        """
+        The server's CPU seconds include those of its processes still
+        running, not only the supervisor's own.
+        """
+        from benchmarks.procinfo import ownCpuSeconds
+        from benchmarks.run import serverCpuSeconds
+
+        burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(60)\n"
+        parent = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import subprocess, sys, time\n"
+                f"child = subprocess.Popen([sys.executable, '-c', {burn!r}])\n"
+                "print(child.pid, flush=True)\n"
+                "child.wait()\n",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.addCleanup(parent.wait)
+        self.addCleanup(parent.kill)
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        self.addCleanup(os.kill, child, 9)
+        deadline = time.monotonic() + 60
+        while ownCpuSeconds(child) < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertGreaterEqual(ownCpuSeconds(child), 0.3)
+        total = serverCpuSeconds(parent.pid)
+        assert total is not None
+        self.assertGreaterEqual(total, ownCpuSeconds(parent.pid) + ownCpuSeconds(child))
+        self.assertGreaterEqual(total, 0.3)

@@ -145,7 +145,10 @@ class WorkerDescriptorLimitTests(SynchronousTestCase):
         self.assertEqual(dict(served), {slot: perWorker for slot in range(1, WORKERS + 1)})
         # The worker that filled first refused while the other still
         # admitted: some client after the first refusal was admitted.
-        self.assertTrue(any(i > errors[0] for i in oks), (errors[:5], oks[-5:]))
+        # (Unless the kernel's hash happened to split the first clients
+        # exactly evenly, so that both filled with the same client: about
+        # one run in 25.)
+        self.assertTrue(errors[0] == WORKERS * perWorker or any(i > errors[0] for i in oks), (errors[:5], oks[-5:]))
         log = server.log()
         self.assertIn("Refused a connection from 127.0.0.1: too many connections", log)
 

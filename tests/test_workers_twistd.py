@@ -10,14 +10,16 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
 from typing import Dict, List, Optional
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from logger_service.tap import Options
 
@@ -344,6 +346,30 @@ class WorkersTests(SynchronousTestCase):
         self.assertIn(f"All {WORKERS} workers listen", server.twistd.log())
         self.assertEqual(server.stop(), -signal.SIGTERM)
 
+    def test_listensOnceEveryWorkerIsReady(self) -> None:
+        """
+        The port refuses connections until every worker is ready to accept
+        (the supervisor logs that before its sockets listen): a client, a
+        health check or a benchmark that finds the port open finds workers
+        that serve it, not a listen queue that nobody reads for the
+        quarter of a second and more the workers take to start.
+        """
+        # No probing connection: when the port first accepts is the test.
+        server = LineLogger(self, "--workers", str(WORKERS), "--format", "json", probe=False)
+        deadline = time.monotonic() + 60
+        while True:
+            client = connectOrNone(server.port)
+            if client is not None:
+                break
+            self.assertTrue(server.twistd.running(), server.log())
+            self.assertLess(time.monotonic(), deadline, server.log())
+            time.sleep(0.002)
+        self.assertIn(f"All {WORKERS} workers listen", server.log())
+        client.sendall(b"first\n")
+        client.close()
+        self.assertEqual(json.loads(server.waitForRecords(1, timeout=30)[0])["line"], "first")
+        self.assertEqual(server.stop(), -signal.SIGTERM)
+
     def test_daemonAndPidfile(self) -> None:
         """
         As a daemon with C{--pidfile}, the supervisor's pid is in the file,
@@ -451,6 +477,30 @@ class WorkersTests(SynchronousTestCase):
             )
         except AssertionError as e:
             raise AssertionError(f"{e}; last scrape: {last}") from None
+        self.assertEqual(server.stop(), -signal.SIGTERM)
+
+    def test_tlsEndpoint(self) -> None:
+        """
+        An C{ssl:} endpoint is served by the workers, which wrap the
+        adopted sockets in TLS and accept once the sockets listen.
+        """
+        from .test_tls_proxy import HAVE_TLS, makeCertificate
+
+        if not HAVE_TLS:
+            raise SkipTest("TLS needs pyOpenSSL: pip install 'Twisted[tls]'")
+        if shutil.which("openssl") is None:
+            raise SkipTest("no openssl command to make a certificate")
+        key, cert = makeCertificate(makeTempDir(self))
+        tlsPort = freePort()
+        server = self.start("--port", f"ssl:{tlsPort}:privateKey={key}:certKey={cert}:interface=127.0.0.1")
+        context = ssl.create_default_context(cafile=cert)
+        for i in range(10):
+            with socket.create_connection(("127.0.0.1", tlsPort), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    tls.sendall(f"over tls {i}\n".encode())
+                    tls.unwrap()
+        records = [json.loads(r) for r in server.waitForRecords(10, timeout=30)]
+        self.assertEqual(sorted(r["line"] for r in records), sorted(f"over tls {i}" for i in range(10)))
         self.assertEqual(server.stop(), -signal.SIGTERM)
 
     def test_haproxyWrapper(self) -> None:
