@@ -164,15 +164,12 @@ def jsonRecords(body: bytes, start: bytes) -> bytes:
     return start + escaped.replace(b"\n", b'"}\n' + start) + b'"}\n'
 
 
-_TEXT_RECORDS: Callable[[bytes, bytes], bytes]
-_JSON_RECORDS: Callable[[bytes, bytes], bytes]
 try:
-    from . import _escape
+    from ._escape import jsonRecords as jsonRecordsInC
+    from ._escape import textRecords as textRecordsInC
 except ImportError:  # pragma: no cover - a build without a C compiler
-    _TEXT_RECORDS, _JSON_RECORDS = textRecords, jsonRecords
     ESCAPE_BUILT = False
 else:
-    _TEXT_RECORDS, _JSON_RECORDS = _escape.textRecords, _escape.jsonRecords
     ESCAPE_BUILT = True
 
 
@@ -293,7 +290,7 @@ def formatText(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
         return "".join([text + escapePayload(line) + "\n" for line in lines]).encode("utf-8")
     if not flags & (ESCAPE | INVALID | UNSAFE):
         return prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
-    return _TEXT_RECORDS(body, prefix)
+    return textRecordsInC(body, prefix) if ESCAPE_BUILT else textRecords(body, prefix)
 
 
 def jsonRecord(timestamp: str, context: RecordContext, line: bytes) -> Dict[str, Any]:
@@ -350,7 +347,7 @@ def formatJSON(timestamp: str, context: RecordContext, lines: Sequence[bytes]) -
     start = prefix.encode("utf-8")
     if not flags & (ESCAPE | QUOTE | INVALID | UNSAFE):
         return start + body.replace(b"\n", b'"}\n' + start) + b'"}\n'
-    return _JSON_RECORDS(body, start)
+    return jsonRecordsInC(body, start) if ESCAPE_BUILT else jsonRecords(body, start)
 
 
 FORMATTERS: Dict[str, Formatter] = {"text": formatText, "json": formatJSON}
