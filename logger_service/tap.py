@@ -19,6 +19,7 @@ from twisted.python import usage
 from twisted import copyright
 
 from . import __version__, fdlimit
+from .allocator import keepLargeBuffers
 from .assembly import chatParts, connectionParts, openOutput, workersService
 from .drain import HubService
 from .framing import FRAMERS, LongLines
@@ -350,6 +351,7 @@ def makeService(options: Options, reactor: Optional[Any] = None) -> LineLoggerSe
 
         reactor = _reactor
     assert reactor is not None
+    keepLargeBuffers()
     recorder, tail, output = openOutput(options, reactor)
     listeners = len(options["port"]) + (1 if options["metrics"] else 0) + (1 if options["web"] else 0)
     if options.get("workers", 1) > 1:

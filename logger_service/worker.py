@@ -38,6 +38,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory
 from twisted.logger import FileLogObserver, Logger, eventAsText, globalLogBeginner
 
+from .allocator import keepLargeBuffers
 from .counters import Counters
 from .forwarding import ForwardingRecorder, SupervisorLink
 from .interfaces import IRecorder
@@ -228,6 +229,7 @@ def main(argv: Sequence[str], environ: Optional[Dict[str, str]] = None) -> None:
     if os.getppid() == 1:
         raise SystemExit("linelogger worker: the supervisor is gone")
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    keepLargeBuffers()
     from twisted.internet import reactor as _reactor
 
     reactor: Any = _reactor

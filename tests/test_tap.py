@@ -17,7 +17,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from logger_service import __version__, fdlimit
+from logger_service import __version__, fdlimit, tap
 from logger_service.drain import HubService
 from logger_service.factory import LineLoggerFactory
 from logger_service.framing import LongLines
@@ -344,6 +344,22 @@ class MakeServiceTests(SynchronousTestCase):
     """
     The service tree: the hub first, then one listener per port.
     """
+
+    def test_keepsLargeBuffers(self) -> None:
+        """
+        The service has malloc keep the buffers of batches on the heap
+        (L{logger_service.allocator}), whatever its options.
+        """
+        calls = []
+
+        def keepLargeBuffers() -> bool:
+            calls.append(True)
+            return True
+
+        self.patch(tap, "keepLargeBuffers", keepLargeBuffers)
+        makeService(parse("-o", self.mktemp()), Reactor())
+        makeService(parse("-o", self.mktemp(), "--workers", "2"), Reactor())
+        self.assertEqual(calls, [True, True])
 
     def test_listeners(self) -> None:
         """
