@@ -11,6 +11,7 @@ is not part of the test suite: see C{benchmarks/run.py}.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -544,3 +545,48 @@ class FramingBenchmarkTests(SynchronousTestCase):
             data = framing.stream(kind, lines)
             self.assertEqual(FRAMERS[name](100, framing.LongLines.split).feed(data), lines, name)
         self.assertEqual(framing.stream("octet", lines), b"8 \xe6\x97\xa5\xe5\xbf\x97 a3 b c")
+
+
+class EscapingBenchmarkTests(SynchronousTestCase):
+    """
+    C{python -m benchmarks.escaping} times clean and bad lines of each text.
+    """
+
+    def test_lines(self) -> None:
+        """
+        Lines have the size asked for, are valid UTF-8, and start with the
+        text's header.
+        """
+        from benchmarks import escaping
+
+        for text in ("ascii", "zh", "latin", "bom"):
+            made = escaping.line(text, 199)
+            self.assertEqual(len(made), 199, text)
+            made.decode("utf-8")
+        self.assertTrue(escaping.line("bom", 200).startswith(b"<13>1 "))
+
+    def test_measure(self) -> None:
+        """
+        Every format gets a time for the clean lines and for each bad case.
+        """
+        from benchmarks import escaping
+
+        result = escaping.measure("zh", 1000, 1)
+        self.assertEqual(sorted(result), ["json", "text"])
+        for times in result.values():
+            self.assertEqual(sorted(times), sorted(["clean", *escaping.BAD]))
+            self.assertTrue(all(t > 0 for t in times.values()))
+
+    def test_main(self) -> None:
+        """
+        The table has a row for each text, size and format, and the worst
+        ratio last.
+        """
+        from benchmarks import escaping
+
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.assertEqual(escaping.main(["--texts", "latin", "--sizes", "200", "--repeat", "1"]), 0)
+        lines = out.getvalue().splitlines()
+        self.assertEqual(len([row for row in lines if row.startswith("| latin | 200 |")]), 2)
+        self.assertTrue(lines[-1].startswith("worst: "), lines[-1])
