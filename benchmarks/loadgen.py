@@ -475,7 +475,9 @@ def ingest(spec: Dict[str, Any]) -> Dict[str, Any]:
             if count != state["seen"]:
                 state["seen"], state["grew"] = count, now
             if count >= expected:
-                state["records"] = now
+                # When the read that found the last record ended: the time
+                # it began may be before the server wrote it.
+                state["records"] = time.monotonic()
                 emit({"event": "clock", "phase": "stop"})
 
     def done() -> bool:
@@ -575,7 +577,7 @@ def idle(spec: Dict[str, Any]) -> Dict[str, Any]:
 
     def tick(now: float) -> None:
         if counter.poll() >= sent and not recordsDone["t"]:
-            recordsDone["t"] = now
+            recordsDone["t"] = time.monotonic()
 
     recorded = engine.run(
         lambda: bool(recordsDone["t"]), min(deadline, time.monotonic() + spec.get("recordTimeout", 30)), tick, 0.01
