@@ -109,49 +109,6 @@ copy16(uint8_t *o, const uint8_t *p)
 
 #endif /* HAVE_SSSE3_PATH */
 
-/*
- * The length of the valid UTF-8 character at s[0] (s[0] >= 0x80), of the
- * n bytes left, or 0 if there is none; *subpart is then set to how many
- * bytes Python's decoder reports as one error (the maximal subpart: the
- * lead and the continuation bytes that were valid so far, at least 1).
- */
-static Py_ssize_t
-utf8Char(const uint8_t *s, Py_ssize_t n, Py_ssize_t *subpart)
-{
-    uint8_t c = s[0], low = 0x80, high = 0xbf;
-    Py_ssize_t len;
-
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            low = 0xa0;
-        else if (c == 0xed)
-            high = 0x9f;
-    }
-    else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            low = 0x90;
-        else if (c == 0xf4)
-            high = 0x8f;
-    }
-    else {
-        *subpart = 1;
-        return 0;
-    }
-    Py_ssize_t k = 1;
-    if (k < n && s[k] >= low && s[k] <= high) {
-        for (k = 2; k < len && k < n && (s[k] & 0xc0) == 0x80; k++)
-            ;
-    }
-    if (k == len)
-        return len;
-    *subpart = k;
-    return 0;
-}
-
 /* Whether the valid character at s (of len bytes) is one records escape:
    a C1 control or U+2028, U+2029. */
 static inline int

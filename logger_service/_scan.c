@@ -53,33 +53,9 @@ scan_bytes(const uint8_t *s, Py_ssize_t n, Py_ssize_t *newlines)
             flags |= UNSAFE;
         if (c == 0xe2 && i + 2 < n && s[i + 1] == 0x80 && (s[i + 2] & 0xfe) == 0xa8)
             flags |= UNSAFE;
-        Py_ssize_t len;
-        uint8_t low = 0x80, high = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf)
-            len = 2;
-        else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            if (c == 0xe0)
-                low = 0xa0;
-            else if (c == 0xed)
-                high = 0x9f;
-        }
-        else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            if (c == 0xf0)
-                low = 0x90;
-            else if (c == 0xf4)
-                high = 0x8f;
-        }
-        else {
-            flags |= INVALID;
-            i++;
-            continue;
-        }
-        int ok = i + len <= n && s[i + 1] >= low && s[i + 1] <= high;
-        for (Py_ssize_t k = 2; ok && k < len; k++)
-            ok = (s[i + k] & 0xc0) == 0x80;
-        if (!ok) {
+        Py_ssize_t subpart;
+        Py_ssize_t len = utf8Char(s + i, n - i, &subpart);
+        if (len == 0) {
             flags |= INVALID;
             i++;
             continue;

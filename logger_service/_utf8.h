@@ -1,16 +1,60 @@
 /*
- * UTF-8 checked 16 or 32 bytes at a time, for the C modules of the record
- * formats (_scan.c, _escape.c): the tables of the lookup method of Keiser
- * and Lemire ("Validating UTF-8 in less than one instruction per byte",
- * 2021).  Each byte and the one before it index three 16-entry tables
- * whose AND says which rule the pair breaks; a byte that must continue a
- * 3- or 4-byte character is found from the bytes two and three before it.
+ * UTF-8 checks for the C modules of the record formats (_scan.c, _escape.c):
+ * a character at a time (utf8Char), and 16 or 32 bytes at a time with the
+ * tables of the lookup method of Keiser and Lemire ("Validating UTF-8 in
+ * less than one instruction per byte", 2021).  Each byte and the one
+ * before it index three 16-entry tables whose AND says which rule the pair
+ * breaks; a byte that must continue a 3- or 4-byte character is found from
+ * the bytes two and three before it.  Include Python.h first.
  */
 
 #ifndef LINELOGGER_UTF8_H
 #define LINELOGGER_UTF8_H
 
 #include <stdint.h>
+
+/*
+ * The length of the valid UTF-8 character at s[0] (s[0] >= 0x80), of the
+ * n bytes left, or 0 if there is none; *subpart is then set to how many
+ * bytes Python's decoder reports as one error (the maximal subpart: the
+ * lead and the continuation bytes that were valid so far, at least 1).
+ */
+static inline Py_ssize_t
+utf8Char(const uint8_t *s, Py_ssize_t n, Py_ssize_t *subpart)
+{
+    uint8_t c = s[0], low = 0x80, high = 0xbf;
+    Py_ssize_t len;
+
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            low = 0xa0;
+        else if (c == 0xed)
+            high = 0x9f;
+    }
+    else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            low = 0x90;
+        else if (c == 0xf4)
+            high = 0x8f;
+    }
+    else {
+        *subpart = 1;
+        return 0;
+    }
+    Py_ssize_t k = 1;
+    if (k < n && s[k] >= low && s[k] <= high) {
+        for (k = 2; k < len && k < n && (s[k] & 0xc0) == 0x80; k++)
+            ;
+    }
+    if (k == len)
+        return len;
+    *subpart = k;
+    return 0;
+}
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_SSSE3_PATH 1
